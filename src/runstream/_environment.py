@@ -1,0 +1,83 @@
+"""What runstream reads from and writes to the process environment.
+
+A run entered with ``with``/``async with`` exports its identity, so ``load_run()`` with no
+arguments finds it in a child process or a launched script:
+
+``RUNSTREAM_EXPERIMENT_NAME``
+    the experiment (empty for an unassigned run)
+``RUNSTREAM_RUN_NAME``
+    the run
+``RUNSTREAM_STORE``
+    the store directory (also how the user chooses a store without an argument)
+
+``RUNSTREAM_WORKER`` names this process within a run; without it, launchers' variables
+give the identity (torchrun's ``RANK``, MPI's ``OMPI_COMM_WORLD_RANK``/``PMI_RANK``,
+SageMaker's ``SM_CURRENT_HOST``), else ``<host>-<pid>``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+__all__ = (
+    "ENV_EXPERIMENT",
+    "ENV_RUN",
+    "ENV_STORE",
+    "ENV_WORKER",
+    "exported_identity",
+    "run_from_environment",
+    "worker_identity",
+)
+
+ENV_EXPERIMENT = "RUNSTREAM_EXPERIMENT_NAME"
+ENV_RUN = "RUNSTREAM_RUN_NAME"
+ENV_STORE = "RUNSTREAM_STORE"
+ENV_WORKER = "RUNSTREAM_WORKER"
+
+_RANK_VARIABLES = ("RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID")
+
+
+def worker_identity(explicit: str | None = None, environ: Mapping[str, str] = os.environ) -> str:
+    """This process's name within a run: explicit, ``RUNSTREAM_WORKER``, a launcher's rank,
+    or ``<host>-<pid>``."""
+    if explicit:
+        return explicit
+    if environ.get(ENV_WORKER):
+        return environ[ENV_WORKER]
+    for variable in _RANK_VARIABLES:
+        rank = environ.get(variable)
+        if rank is not None and rank.isdigit():
+            host = environ.get("SM_CURRENT_HOST")
+            return f"{host}-rank-{rank}" if host else f"rank-{rank}"
+    if environ.get("SM_CURRENT_HOST"):
+        return environ["SM_CURRENT_HOST"]
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def run_from_environment(
+    environ: Mapping[str, str] = os.environ,
+) -> tuple[str | None, str, str | None] | None:
+    """``(experiment, run, store)`` exported by a parent's run, or ``None``."""
+    run = environ.get(ENV_RUN)
+    if not run:
+        return None
+    return environ.get(ENV_EXPERIMENT) or None, run, environ.get(ENV_STORE) or None
+
+
+@contextmanager
+def exported_identity(experiment: str | None, run: str, store: str) -> Iterator[None]:
+    """Export a run's identity for child processes while the block runs, then restore."""
+    values = {ENV_EXPERIMENT: experiment or "", ENV_RUN: run, ENV_STORE: store}
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

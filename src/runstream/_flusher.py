@@ -1,0 +1,223 @@
+"""The background flusher: drains a run's buffers, aggregates, writes, copies files.
+
+One flusher per entered run. It runs on anyio: in a dedicated thread with its own event
+loop when the run was entered with ``with``, or as a task of the caller's loop with
+``async with`` (blocking work then goes to a worker thread). Either way the training
+thread only ever appends to lists.
+
+Every ``tick`` it drains the buffers (which also timestamps the points); every
+``flush_interval``, when ``high_water`` points are pending, or when asked, it writes one
+batch to the store. A failed write is kept, merged with later data, and retried with
+back-off: nothing is dropped, and the counters say what is pending.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+from anyio.abc import TaskStatus
+
+from ._files import store_file
+from ._store import Batch
+
+if TYPE_CHECKING:
+    from ._ingest import Ingest, PendingFile
+    from ._store import LocalStore
+
+__all__ = ("Flusher",)
+
+T = TypeVar("T")
+BlockingRunner = Callable[[Callable[[], Any]], Awaitable[Any]]
+
+_MAX_BACKOFF = 30.0
+_log = logging.getLogger("runstream")
+
+
+class Flusher:
+    """Moves one run's data from :class:`Ingest` to the store.
+
+    :param tick: seconds between drains (and the timestamp resolution of unstamped points)
+    :param flush_interval: seconds between store writes
+    :param high_water: pending points that trigger a write before the interval
+    :param max_concurrent_files: file copies in flight at once
+    """
+
+    def __init__(
+        self,
+        ingest: Ingest,
+        store: LocalStore,
+        *,
+        run_id: int,
+        worker: str,
+        tick: float,
+        flush_interval: float,
+        high_water: int,
+        max_concurrent_files: int = 4,
+    ) -> None:
+        self._ingest = ingest
+        self._store = store
+        self._run_id = run_id
+        self._worker = worker
+        self._tick = tick
+        self._interval = flush_interval
+        self._high_water = high_water
+        self._files_limiter = max_concurrent_files
+        self._unwritten: Batch | None = None
+        self._closing = False
+        self._requested = 0  # generation asked for by flush()
+        self._completed = 0  # generation whose data is in the store
+        self._cond = threading.Condition()
+        self._backoff = 0.0
+        self._next_attempt = 0.0
+        self.points_written = 0
+        self.flushes = 0
+        self.write_errors = 0
+        self.files_pending = 0
+        self.files_written = 0
+        self.last_error: str | None = None
+        self._abandoned = False
+
+    # -- requests from the training side (any thread) -------------------------------------
+
+    def request_flush(self) -> int:
+        """Ask for a write at the next tick; returns the generation to wait for."""
+        with self._cond:
+            self._requested += 1
+            return self._requested
+
+    def request_close(self) -> int:
+        with self._cond:
+            self._closing = True
+            self._requested += 1
+            return self._requested
+
+    def wait_sync(self, generation: int, timeout: float | None) -> bool:
+        """Block until ``generation`` is flushed (and files copied); False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._completed < generation:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+        return True
+
+    async def wait_async(self, generation: int, timeout: float | None) -> bool:
+        with anyio.move_on_after(math.inf if timeout is None else timeout):
+            while self._completed < generation:
+                await anyio.sleep(self._tick / 2)
+            return True
+        return False
+
+    def abandon(self) -> None:
+        """Stop retrying: closing timed out. What is unwritten stays in the counters."""
+        self._abandoned = True
+
+    @property
+    def abandoned(self) -> bool:
+        return self._abandoned
+
+    def mark_stopped(self) -> None:
+        """The serving loop ended (normally or not): release every waiter."""
+        self._complete(self._requested)
+
+    @property
+    def unwritten_parameters(self) -> int:
+        return 0 if self._unwritten is None else len(self._unwritten.parameters)
+
+    @property
+    def pending_points(self) -> int:
+        unwritten = 0 if self._unwritten is None else self._unwritten.points
+        return unwritten + self._ingest.pending_points + self._ingest.buffered_points()
+
+    # -- the loop -------------------------------------------------------------------------
+
+    async def serve(
+        self,
+        run_blocking: BlockingRunner,
+        *,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run until :meth:`request_close`, then write everything and return."""
+        limiter = anyio.CapacityLimiter(self._files_limiter)
+        last_write = time.monotonic()
+        async with anyio.create_task_group() as files:
+            task_status.started()
+            while True:
+                await anyio.sleep(self._tick)
+                closing = self._closing
+                requested = self._requested
+                await run_blocking(self._ingest.drain)
+                for pending in self._ingest.take_files():
+                    self.files_pending += 1
+                    files.start_soon(self._copy_file, pending, run_blocking, limiter)
+                due = (
+                    requested > self._completed
+                    or time.monotonic() - last_write >= self._interval
+                    or self._ingest.pending_points >= self._high_water
+                )
+                if due and time.monotonic() >= self._next_attempt:
+                    last_write = time.monotonic()
+                    if await run_blocking(self._write_pending) and not self.files_pending:
+                        self._complete(requested)
+                if closing and (
+                    self._abandoned or (self._unwritten is None and not self.files_pending)
+                ):
+                    break
+        # Files finished copying after the last write: their artifacts are in the ingest.
+        await run_blocking(self._write_pending)
+        self._complete(self._requested)
+
+    def _complete(self, generation: int) -> None:
+        with self._cond:
+            self._completed = max(self._completed, generation)
+            self._cond.notify_all()
+
+    async def _copy_file(
+        self, pending: PendingFile, run_blocking: BlockingRunner, limiter: anyio.CapacityLimiter
+    ) -> None:
+        async with limiter:
+            try:
+                artifact = await run_blocking(
+                    lambda: store_file(pending.path, self._store.artifact_dir, pending.media_type)
+                )
+            except OSError as exc:
+                self._record_error(f"log_file({pending.path!r}) could not be copied: {exc}")
+                self.files_pending -= 1
+                return
+        self._ingest.artifacts.append((pending.direction, pending.name, artifact, time.time()))
+        self.files_pending -= 1
+        self.files_written += 1
+
+    def _write_pending(self) -> bool:
+        """Write what is pending (blocking). True when nothing is left unwritten."""
+        batch = self._ingest.take_batch(self._run_id, self._worker)
+        if self._unwritten is not None:
+            self._unwritten.absorb(batch)
+            batch, self._unwritten = self._unwritten, None
+        if batch.is_empty():
+            return True
+        try:
+            self._store.write(batch)
+        except Exception as exc:  # never let the store crash or block training
+            self._unwritten = batch
+            self.write_errors += 1
+            self._backoff = min(_MAX_BACKOFF, max(self._tick, self._backoff * 2))
+            self._next_attempt = time.monotonic() + self._backoff
+            self._record_error(f"store write failed, will retry: {exc}")
+            return False
+        self._backoff = 0.0
+        self.points_written += batch.points
+        self.flushes += 1
+        return True
+
+    def _record_error(self, message: str) -> None:
+        # The training thread never sees this exception: it is logged and kept in the stats.
+        self.last_error = message
+        _log.warning("runstream: %s (training continues; see Run.stats)", message)

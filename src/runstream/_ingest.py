@@ -1,0 +1,183 @@
+"""The in-memory side of a run: what ``log_*`` appends to and the flusher drains.
+
+The hot path (:meth:`runstream.Run.log_metric`) does one dict lookup and one
+``list += (step, value)`` per point: a single C call, so it is atomic under the GIL (and
+under the per-object locks of free-threaded builds) and needs no lock even when several
+threads log into one run. Each metric has its own flat list, which turns into numpy arrays
+in one bulk conversion when drained.
+
+The consumer side (the flusher's tick, or the rare compaction) takes a lock, reads the
+first ``n`` items and deletes exactly those with ``del buf[:n]``, so points appended
+meanwhile are neither lost nor read twice.
+
+Points logged without a timestamp are stamped when the flusher's tick drains them: a
+timestamp within one tick (``tick`` seconds, 50 ms by default) of the call, instead of a
+clock read on the hot path. SageMaker keeps whole seconds anyway.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import _aggregate
+from ._store import ArtifactWrite, Batch, ParameterWrite
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from ._records import Artifact, ParameterValue
+
+__all__ = ("Ingest", "PendingFile")
+
+MAX_METRIC_NAME_LEN = 255
+
+
+@dataclass(frozen=True, slots=True)
+class PendingFile:
+    """A ``log_file`` call waiting to be copied into the store (or uploaded)."""
+
+    path: str
+    name: str
+    media_type: str | None
+    direction: str
+
+
+class Ingest:
+    """Buffers of one run in one process, and the counters that account for every point.
+
+    :param capacity: points a metric may hold before the producer compacts it (bounded
+        memory without ever dropping a point or blocking).
+    """
+
+    def __init__(self, *, capacity: int) -> None:
+        self.capacity = capacity
+        # Per metric: a flat list [step, value, step, value, ...]; -1 means "no step".
+        self.lists: dict[str, list[float]] = {}
+        # (name, value, step, timestamp) for the rare calls that pass a timestamp.
+        self.stamped: list[tuple[str, float, int, float]] = []
+        self.parameters: list[tuple[str, ParameterValue, float]] = []
+        self.artifacts: list[tuple[str, str, Artifact, float]] = []
+        self.files: list[PendingFile] = []
+        self._pending: dict[str, list[NDArray[np.void]]] = {}
+        self._pending_points = 0
+        self._lock = threading.Lock()
+        self._nonfinite_warned = False
+        self.compactions = 0
+        self.drained_points = 0
+
+    def register(self, name: object) -> list[float]:
+        """First use of a metric name: validate it and create its list."""
+        if not isinstance(name, str) or not 1 <= len(name) <= MAX_METRIC_NAME_LEN:
+            raise ValueError(
+                f"metric name {name!r} must be a string of 1 to {MAX_METRIC_NAME_LEN} "
+                "characters (the service's MetricName rule)"
+            )
+        return self.lists.setdefault(name, [])
+
+    def warn_nonfinite(self, name: str, value: float) -> None:
+        """Warn once per run: NaN/inf are kept (the official SDK drops them silently)."""
+        if not self._nonfinite_warned:
+            self._nonfinite_warned = True
+            warnings.warn(
+                f"metric {name!r} got {value}; runstream keeps NaN and infinite values in the "
+                "local store (a diverged run must stay visible). Warned once per run.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+    # -- consumer side --------------------------------------------------------------------
+
+    def buffered_points(self) -> int:
+        return sum(len(buf) for buf in self.lists.values()) // 2 + len(self.stamped)
+
+    @property
+    def pending_points(self) -> int:
+        return self._pending_points
+
+    def compact(self, name: str) -> None:
+        """Called by the producer when a metric's list is over capacity: aggregate it now."""
+        with self._lock:
+            self.compactions += 1
+            self._drain_metric(name, self.lists[name], time.time())
+            pending = self._pending[name]
+            if len(pending) > 1:
+                self._pending[name] = [_aggregate.combine(pending)]
+
+    def drain(self, now: float | None = None) -> int:
+        """Move every buffered point into numpy step statistics stamped ``now``."""
+        now = time.time() if now is None else now
+        moved = 0
+        with self._lock:
+            for name, buf in list(self.lists.items()):
+                if buf:
+                    moved += self._drain_metric(name, buf, now)
+            if self.stamped:
+                moved += self._drain_stamped()
+        return moved
+
+    def _drain_metric(self, name: str, buf: list[float], now: float) -> int:
+        n = len(buf) & ~1  # whole (step, value) pairs; appends are atomic, so n is even
+        if not n:
+            return 0
+        flat = np.fromiter(buf, dtype=np.float64, count=n)
+        del buf[:n]
+        pairs = flat.reshape(-1, 2)
+        steps = pairs[:, 0].astype(np.int64)
+        timestamps = np.full(len(steps), now)
+        _aggregate.time_bucket_steps(steps, timestamps)
+        self._add(name, _aggregate.from_points(steps, pairs[:, 1].copy(), timestamps))
+        return n // 2
+
+    def _drain_stamped(self) -> int:
+        n = len(self.stamped)
+        taken = self.stamped[:n]
+        del self.stamped[:n]
+        by_name: dict[str, list[tuple[float, int, float]]] = {}
+        for name, value, step, ts in taken:
+            by_name.setdefault(name, []).append((value, step, ts))
+        for name, points in by_name.items():
+            arr = np.array(points, dtype=np.float64)
+            steps = arr[:, 1].astype(np.int64)
+            timestamps = arr[:, 2].copy()
+            _aggregate.time_bucket_steps(steps, timestamps)
+            order = np.argsort(timestamps, kind="stable")
+            self._add(
+                name,
+                _aggregate.from_points(steps[order], arr[order, 0].copy(), timestamps[order]),
+            )
+        return n
+
+    def _add(self, name: str, stats: NDArray[np.void]) -> None:
+        self._pending.setdefault(name, []).append(stats)
+        points = int(stats["count"].sum())
+        self._pending_points += points
+        self.drained_points += points
+
+    def take_batch(self, run_id: int, worker: str) -> Batch:
+        """Everything drained so far, aggregated per step, ready for one store write."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            self._pending_points = 0
+            params = self.parameters[: len(self.parameters)]
+            del self.parameters[: len(params)]
+            arts = self.artifacts[: len(self.artifacts)]
+            del self.artifacts[: len(arts)]
+        return Batch(
+            run_id=run_id,
+            worker=worker,
+            metrics={name: _aggregate.combine(parts) for name, parts in pending.items()},
+            parameters=[ParameterWrite(n, v, ts) for n, v, ts in params],
+            artifacts=[ArtifactWrite(d, n, a, ts) for d, n, a, ts in arts],
+        )
+
+    def take_files(self) -> list[PendingFile]:
+        with self._lock:
+            files = self.files[: len(self.files)]
+            del self.files[: len(files)]
+        return files

@@ -1,0 +1,714 @@
+"""The embedded store: SQLite in WAL mode, artifacts content-addressed beside it.
+
+Layout of a store directory::
+
+    <store>/runstream.db          the database (schema version in ``meta``)
+    <store>/artifacts/sha256/ab/abcdef...   files logged with log_file, by content hash
+
+Metrics are written as *chunks*: one row per metric per flush holding that flush's step
+statistics as a compact numpy blob (see :mod:`runstream._aggregate`), plus one running
+summary per (metric, worker). A flush therefore costs a handful of rows whatever the number
+of points, and a reader merges chunks exactly. Every write is one ``BEGIN IMMEDIATE``
+transaction, so several processes can write the same run: SQLite serializes them, the
+busy timeout waits instead of failing with "database is locked", and a killed writer
+leaves the last committed flush intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import msgspec
+import numpy as np
+
+from . import _aggregate
+from ._exceptions import RunNotFoundError, SchemaError, StoreError
+from ._records import (
+    Artifact,
+    Artifacts,
+    ExperimentRecord,
+    MetricSummary,
+    ParameterValue,
+    RunRecord,
+    Series,
+    WorkerRecord,
+)
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+__all__ = ("DB_NAME", "SCHEMA_VERSION", "Batch", "LocalStore", "ParameterWrite", "RunKey")
+
+DB_NAME = "runstream.db"
+SCHEMA_VERSION = 1
+_BUSY_TIMEOUT_MS = 120_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS experiments (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    display_name TEXT,
+    description TEXT,
+    tags BLOB,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    experiment_id INTEGER REFERENCES experiments(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    display_name TEXT,
+    tags BLOB,
+    created REAL NOT NULL,
+    UNIQUE (experiment_id, name)
+);
+-- Unassigned runs (no experiment) are unique by name too: NULLs are distinct in UNIQUE.
+CREATE UNIQUE INDEX IF NOT EXISTS runs_unassigned ON runs(name) WHERE experiment_id IS NULL;
+CREATE TABLE IF NOT EXISTS workers (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    worker TEXT NOT NULL,
+    status TEXT NOT NULL,
+    message TEXT,
+    started REAL,
+    ended REAL,
+    heartbeat REAL,
+    host TEXT,
+    pid INTEGER,
+    PRIMARY KEY (run_id, worker)
+);
+CREATE TABLE IF NOT EXISTS parameters (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    worker TEXT NOT NULL,
+    kind TEXT NOT NULL,          -- 'n' number (NaN stored as text), 's' string
+    value,
+    ts REAL NOT NULL,
+    PRIMARY KEY (run_id, name, worker)
+);
+CREATE TABLE IF NOT EXISTS artifacts (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    direction TEXT NOT NULL,     -- 'input' or 'output'
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    media_type TEXT,
+    sha256 TEXT,
+    size INTEGER,
+    worker TEXT NOT NULL,
+    ts REAL NOT NULL,
+    PRIMARY KEY (run_id, direction, name)
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    UNIQUE (run_id, name)
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY,
+    metric_id INTEGER NOT NULL REFERENCES metrics(id) ON DELETE CASCADE,
+    worker TEXT NOT NULL,
+    points INTEGER NOT NULL,
+    first_step INTEGER NOT NULL,
+    last_step INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_metric ON chunks(metric_id, worker);
+CREATE TABLE IF NOT EXISTS summaries (
+    metric_id INTEGER NOT NULL REFERENCES metrics(id) ON DELETE CASCADE,
+    worker TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (metric_id, worker)
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class RunKey:
+    """A run's identity in a store."""
+
+    run_id: int
+    experiment_name: str | None
+    run_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParameterWrite:
+    name: str
+    value: ParameterValue
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactWrite:
+    direction: str
+    name: str
+    artifact: Artifact
+    ts: float
+
+
+@dataclass(slots=True)
+class Batch:
+    """Everything one flush writes for one worker of one run."""
+
+    run_id: int
+    worker: str
+    metrics: dict[str, NDArray[np.void]] = field(default_factory=dict)
+    parameters: list[ParameterWrite] = field(default_factory=list)
+    artifacts: list[ArtifactWrite] = field(default_factory=list)
+
+    @property
+    def points(self) -> int:
+        return int(sum(int(s["count"].sum()) for s in self.metrics.values()))
+
+    def is_empty(self) -> bool:
+        return not (self.metrics or self.parameters or self.artifacts)
+
+    def absorb(self, later: Batch) -> None:
+        """Merge a later batch into this one (used when a write failed and is retried)."""
+        for name, stats in later.metrics.items():
+            mine = self.metrics.get(name)
+            self.metrics[name] = stats if mine is None else _aggregate.combine([mine, stats])
+        self.parameters.extend(later.parameters)
+        self.artifacts.extend(later.artifacts)
+
+
+def default_store_path() -> Path:
+    """``$RUNSTREAM_STORE`` if set, else ``./.runstream`` in the working directory."""
+    return Path(os.environ.get("RUNSTREAM_STORE") or Path.cwd() / ".runstream")
+
+
+def resolve_store_path(store: str | os.PathLike[str] | None) -> Path:
+    """An explicit argument wins, then the environment, then the default."""
+    return Path(store).expanduser().absolute() if store is not None else default_store_path()
+
+
+class LocalStore:
+    """A connection to one store directory. Thread-safe by a lock; each process opens its own.
+
+    :param path: the store directory; created if missing.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = resolve_store_path(path)
+        self.artifact_dir = self.path / "artifacts"
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(
+                self.path / DB_NAME,
+                timeout=_BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,  # we issue BEGIN IMMEDIATE ourselves
+                check_same_thread=False,
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc
+        self._lock = threading.RLock()
+        self._metric_ids: dict[tuple[int, str], int] = {}
+        with self._errors("open"):
+            self._db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            # NORMAL in WAL mode: a committed flush survives a process crash; only an OS
+            # crash can lose the last transactions, and never corrupts the database.
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._db.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite: {action} failed at {self.path / DB_NAME}: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _write(self, action: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken with the write lock up front (no upgrade deadlocks)."""
+        with self._lock, self._errors(action):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._write("create schema") as db:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                )
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise SchemaError(
+                    f"the store at {self.path} has schema version {row[0]}, newer than this "
+                    f"runstream understands ({SCHEMA_VERSION}); upgrade runstream"
+                )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> LocalStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- entities -------------------------------------------------------------------------
+
+    def ensure_experiment(
+        self,
+        name: str,
+        *,
+        display_name: str | None = None,
+        description: str | None = None,
+        tags: Sequence[dict[str, str]] | None = None,
+    ) -> int:
+        """Create the experiment if missing (display name and tags only apply then)."""
+        with self._write("create experiment") as db:
+            db.execute(
+                "INSERT OR IGNORE INTO experiments(name, display_name, description, tags, "
+                "created) VALUES (?, ?, ?, ?, ?)",
+                (name, display_name or name, description, _tags(tags), time.time()),
+            )
+            row = db.execute("SELECT id FROM experiments WHERE name = ?", (name,)).fetchone()
+        return int(row[0])
+
+    def ensure_run(
+        self,
+        experiment_name: str | None,
+        run_name: str,
+        *,
+        display_name: str | None = None,
+        tags: Sequence[dict[str, str]] | None = None,
+        experiment_display_name: str | None = None,
+    ) -> RunKey:
+        """Create-or-load a run, as the official SDK's ``_load_or_create`` (race-free)."""
+        experiment_id = (
+            None
+            if experiment_name is None
+            else self.ensure_experiment(experiment_name, display_name=experiment_display_name)
+        )
+        with self._write("create run") as db:
+            db.execute(
+                "INSERT OR IGNORE INTO runs(experiment_id, name, display_name, tags, created) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (experiment_id, run_name, display_name or run_name, _tags(tags), time.time()),
+            )
+            row = db.execute(
+                "SELECT id FROM runs WHERE name = ? AND experiment_id IS ?",
+                (run_name, experiment_id),
+            ).fetchone()
+        return RunKey(int(row[0]), experiment_name, run_name)
+
+    def find_run(self, experiment_name: str | None, run_name: str) -> RunKey:
+        with self._lock, self._errors("find run"):
+            row = self._db.execute(
+                "SELECT r.id FROM runs r LEFT JOIN experiments e ON e.id = r.experiment_id "
+                "WHERE r.name = ? AND e.name IS ?",
+                (run_name, experiment_name),
+            ).fetchone()
+        if row is None:
+            where = f"experiment {experiment_name!r}" if experiment_name else "unassigned runs"
+            raise RunNotFoundError(f"no run named {run_name!r} in {where} at {self.path}")
+        return RunKey(int(row[0]), experiment_name, run_name)
+
+    def set_worker_status(
+        self,
+        run_id: int,
+        worker: str,
+        status: str,
+        *,
+        message: str | None = None,
+        started: float | None = None,
+        ended: float | None = None,
+    ) -> None:
+        """Record a worker's status; ``started`` keeps its first value, as the SDK's start."""
+        now = time.time()
+        with self._write("set status") as db:
+            db.execute(
+                "INSERT INTO workers(run_id, worker, status, message, started, ended, "
+                "heartbeat, host, pid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(run_id, worker) DO UPDATE SET status = excluded.status, "
+                "message = excluded.message, started = coalesce(started, excluded.started), "
+                "ended = excluded.ended, heartbeat = excluded.heartbeat, "
+                "host = excluded.host, pid = excluded.pid",
+                (run_id, worker, status, message, started, ended, now, _HOST, os.getpid()),
+            )
+
+    def existing_names(self, run_id: int) -> tuple[set[str], set[str], set[str]]:
+        """Parameter names and input/output artifact names already in a run."""
+        with self._lock, self._errors("read names"):
+            params = {
+                r[0]
+                for r in self._db.execute(
+                    "SELECT DISTINCT name FROM parameters WHERE run_id = ?", (run_id,)
+                )
+            }
+            arts = self._db.execute(
+                "SELECT direction, name FROM artifacts WHERE run_id = ?", (run_id,)
+            ).fetchall()
+        return (
+            params,
+            {n for d, n in arts if d == "input"},
+            {n for d, n in arts if d == "output"},
+        )
+
+    # -- the write path -------------------------------------------------------------------
+
+    def write(self, batch: Batch) -> None:
+        """Write one flush atomically: all of it or, on error, none of it."""
+        now = time.time()
+        with self._write("write batch") as db:
+            db.execute(
+                "UPDATE workers SET heartbeat = ? WHERE run_id = ? AND worker = ?",
+                (now, batch.run_id, batch.worker),
+            )
+            if batch.parameters:
+                db.executemany(
+                    "INSERT INTO parameters(run_id, name, worker, kind, value, ts) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(run_id, name, worker) DO UPDATE SET "
+                    "kind = excluded.kind, value = excluded.value, ts = excluded.ts",
+                    [
+                        (batch.run_id, p.name, batch.worker, *_encode_param(p.value), p.ts)
+                        for p in batch.parameters
+                    ],
+                )
+            if batch.artifacts:
+                db.executemany(
+                    "INSERT OR REPLACE INTO artifacts(run_id, direction, name, value, "
+                    "media_type, sha256, size, worker, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            batch.run_id,
+                            a.direction,
+                            a.name,
+                            a.artifact.value,
+                            a.artifact.media_type,
+                            a.artifact.sha256,
+                            a.artifact.size,
+                            batch.worker,
+                            a.ts,
+                        )
+                        for a in batch.artifacts
+                    ],
+                )
+            if batch.metrics:
+                self._write_metrics(db, batch, now)
+
+    def _write_metrics(self, db: sqlite3.Connection, batch: Batch, now: float) -> None:
+        ids = {name: self._metric_id(db, batch.run_id, name) for name in batch.metrics}
+        db.executemany(
+            "INSERT INTO chunks(metric_id, worker, points, first_step, last_step, data, "
+            "created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    ids[name],
+                    batch.worker,
+                    int(stats["count"].sum()),
+                    int(stats["step"][0]),
+                    int(stats["step"][-1]),
+                    _aggregate.encode(stats),
+                    now,
+                )
+                for name, stats in batch.metrics.items()
+            ],
+        )
+        marks = ",".join("?" * len(ids))
+        old = {
+            metric_id: _aggregate.decode(blob)
+            for metric_id, blob in db.execute(
+                f"SELECT metric_id, data FROM summaries WHERE worker = ? AND metric_id IN ({marks})",
+                (batch.worker, *ids.values()),
+            )
+        }
+        rows = []
+        for name, stats in batch.metrics.items():
+            summary = _aggregate.summarize(stats)
+            previous = old.get(ids[name])
+            if previous is not None:
+                summary = _summarize_pair(previous, summary)
+            rows.append((ids[name], batch.worker, _aggregate.encode(summary)))
+        db.executemany("INSERT OR REPLACE INTO summaries VALUES (?, ?, ?)", rows)
+
+    def _metric_id(self, db: sqlite3.Connection, run_id: int, name: str) -> int:
+        key = (run_id, name)
+        cached = self._metric_ids.get(key)
+        if cached is not None:
+            return cached
+        db.execute("INSERT OR IGNORE INTO metrics(run_id, name) VALUES (?, ?)", key)
+        row = db.execute("SELECT id FROM metrics WHERE run_id = ? AND name = ?", key).fetchone()
+        self._metric_ids[key] = int(row[0])
+        return int(row[0])
+
+    # -- the read side --------------------------------------------------------------------
+
+    def _query(self, sql: str, args: Sequence[object] = ()) -> list[tuple[object, ...]]:
+        with self._lock, self._errors("read"):
+            return self._db.execute(sql, args).fetchall()
+
+    def list_experiments(self) -> list[ExperimentRecord]:
+        rows = self._query(
+            "SELECT e.name, e.display_name, e.description, e.created, count(r.id) "
+            "FROM experiments e LEFT JOIN runs r ON r.experiment_id = e.id "
+            "GROUP BY e.id ORDER BY e.created"
+        )
+        return [
+            ExperimentRecord(
+                experiment_name=str(name),
+                display_name=_opt_str(display),
+                description=_opt_str(description),
+                created=float(created),  # type: ignore[arg-type]
+                run_count=int(count),  # type: ignore[call-overload]
+            )
+            for name, display, description, created, count in rows
+        ]
+
+    def experiment(self, name: str) -> ExperimentRecord:
+        for record in self.list_experiments():
+            if record.experiment_name == name:
+                return record
+        raise RunNotFoundError(f"no experiment named {name!r} at {self.path}")
+
+    def delete_experiment(self, name: str) -> int:
+        """Delete an experiment and all its runs; returns the number of runs deleted."""
+        with self._write("delete experiment") as db:
+            row = db.execute("SELECT id FROM experiments WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise RunNotFoundError(f"no experiment named {name!r} at {self.path}")
+            runs = db.execute(
+                "SELECT count(*) FROM runs WHERE experiment_id = ?", (row[0],)
+            ).fetchone()[0]
+            db.execute("DELETE FROM experiments WHERE id = ?", (row[0],))
+        self._metric_ids.clear()
+        return int(runs)
+
+    def run_keys(
+        self, experiment_name: str | None, *, unassigned: bool = False
+    ) -> list[tuple[RunKey, float]]:
+        """Runs of an experiment (or the unassigned ones), oldest first, with creation time."""
+        if unassigned:
+            rows = self._query(
+                "SELECT id, name, created FROM runs WHERE experiment_id IS NULL ORDER BY created"
+            )
+        else:
+            rows = self._query(
+                "SELECT r.id, r.name, r.created FROM runs r JOIN experiments e "
+                "ON e.id = r.experiment_id WHERE e.name = ? ORDER BY r.created",
+                (experiment_name,),
+            )
+        name = None if unassigned else experiment_name
+        return [(RunKey(int(i), name, str(n)), float(c)) for i, n, c in rows]  # type: ignore[call-overload, arg-type]
+
+    def records(self, keys: Sequence[RunKey]) -> list[RunRecord]:
+        """Read whole runs back, a few queries for any number of runs."""
+        if not keys:
+            return []
+        ids = [k.run_id for k in keys]
+        temp = ",".join(str(i) for i in ids)  # integers from our own rows: safe to inline
+        created = dict(self._query(f"SELECT id, created FROM runs WHERE id IN ({temp})"))
+        params = self._group(
+            f"SELECT run_id, name, kind, value, ts, worker FROM parameters "
+            f"WHERE run_id IN ({temp}) ORDER BY ts"
+        )
+        artifacts = self._group(
+            "SELECT run_id, direction, name, value, media_type, sha256, size FROM artifacts "
+            f"WHERE run_id IN ({temp}) ORDER BY ts"
+        )
+        workers = self._group(
+            "SELECT run_id, worker, status, message, started, ended, host, pid FROM workers "
+            f"WHERE run_id IN ({temp}) ORDER BY started"
+        )
+        summaries = self._group(
+            "SELECT m.run_id, m.name, s.data FROM summaries s JOIN metrics m "
+            f"ON m.id = s.metric_id WHERE m.run_id IN ({temp}) ORDER BY m.id"
+        )
+        return [
+            _build_record(
+                key,
+                float(created[key.run_id]),  # type: ignore[arg-type]
+                params.get(key.run_id, []),
+                artifacts.get(key.run_id, []),
+                workers.get(key.run_id, []),
+                summaries.get(key.run_id, []),
+            )
+            for key in keys
+        ]
+
+    def _group(self, sql: str) -> dict[int, list[tuple[object, ...]]]:
+        grouped: dict[int, list[tuple[object, ...]]] = {}
+        for row in self._query(sql):
+            grouped.setdefault(int(row[0]), []).append(row[1:])  # type: ignore[call-overload]
+        return grouped
+
+    def metric_names(self, run_id: int) -> list[str]:
+        return [str(r[0]) for r in self._query(
+            "SELECT name FROM metrics WHERE run_id = ? ORDER BY id", (run_id,)
+        )]
+
+    def workers_of_metric(self, run_id: int, name: str) -> list[str]:
+        return [str(r[0]) for r in self._query(
+            "SELECT DISTINCT c.worker FROM chunks c JOIN metrics m ON m.id = c.metric_id "
+            "WHERE m.run_id = ? AND m.name = ? ORDER BY c.worker",
+            (run_id, name),
+        )]
+
+    def step_stats(self, run_id: int, name: str, worker: str | None = None) -> NDArray[np.void]:
+        """A metric's step statistics merged over chunks (and workers, unless one is named)."""
+        sql = (
+            "SELECT c.data FROM chunks c JOIN metrics m ON m.id = c.metric_id "
+            "WHERE m.run_id = ? AND m.name = ?"
+        )
+        args: list[object] = [run_id, name]
+        if worker is not None:
+            sql += " AND c.worker = ?"
+            args.append(worker)
+        blobs = self._query(sql + " ORDER BY c.id", args)
+        if not blobs:
+            raise RunNotFoundError(f"run {run_id} has no metric named {name!r}")
+        return _aggregate.combine([_aggregate.decode(b[0]) for b in blobs])  # type: ignore[arg-type]
+
+    def series(self, run_id: int, name: str, worker: str | None = None) -> Series:
+        return Series(name, self.step_stats(run_id, name, worker))
+
+
+_HOST = os.uname().nodename if hasattr(os, "uname") else "localhost"
+
+
+def _tags(tags: Sequence[dict[str, str]] | dict[str, str] | None) -> bytes | None:
+    if tags is None:
+        return None
+    if isinstance(tags, dict):
+        tags = [{"Key": k, "Value": v} for k, v in tags.items()]
+    return msgspec.json.encode(list(tags))
+
+
+def _encode_param(value: ParameterValue) -> tuple[str, object]:
+    if isinstance(value, str):
+        return "s", value
+    if isinstance(value, float) and math.isnan(value):
+        return "n", "NaN"  # SQLite would store NaN as NULL
+    return "n", value
+
+
+def _decode_param(kind: object, value: object) -> ParameterValue:
+    if kind == "s":
+        return str(value)
+    if value == "NaN":
+        return math.nan
+    return value  # type: ignore[return-value]
+
+
+def _opt_str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _summarize_pair(a: NDArray[np.void], b: NDArray[np.void]) -> NDArray[np.void]:
+    """Merge two one-row summaries, keeping the later last step."""
+    merged = _aggregate.summarize(np.concatenate([a, b]))
+    merged["step"] = max(int(a["step"][0]), int(b["step"][0]))
+    return merged
+
+
+def _summary_record(row: NDArray[np.void]) -> MetricSummary:
+    count = int(row["count"][0])
+    total, m2 = float(row["sum"][0]), float(row["m2"][0])
+    step = int(row["step"][0])
+    return MetricSummary(
+        min=float(row["min"][0]),
+        max=float(row["max"][0]),
+        avg=total / count,
+        std=math.sqrt(m2 / count) if count and not math.isnan(m2) and m2 >= 0 else math.nan,
+        last=float(row["last"][0]),
+        count=count,
+        last_step=step if step >= 0 else None,
+        timestamp=float(row["last_ts"][0]),
+    )
+
+
+def _derive_status(workers: list[WorkerRecord]) -> tuple[str, str | None]:
+    """The run's status from its workers': Failed if any failed, Completed if all did."""
+    if not workers:
+        return "InProgress", None
+    failed = [w for w in workers if w.status == "Failed"]
+    if failed:
+        if len(workers) == 1:
+            return "Failed", failed[0].message
+        return "Failed", "; ".join(f"worker {w.worker}: {w.message}" for w in failed)
+    if all(w.status == "Completed" for w in workers):
+        return "Completed", None
+    return "InProgress", None
+
+
+def _build_record(
+    key: RunKey,
+    created: float,
+    params: list[tuple[object, ...]],
+    artifacts: list[tuple[object, ...]],
+    workers: list[tuple[object, ...]],
+    summaries: list[tuple[object, ...]],
+) -> RunRecord:
+    parameters = {str(name): _decode_param(kind, value) for name, kind, value, _ts, _w in params}
+    arts: dict[str, dict[str, Artifact]] = {"input": {}, "output": {}}
+    for direction, name, value, media_type, sha, size in artifacts:
+        arts[str(direction)][str(name)] = Artifact(
+            value=str(value),
+            media_type=_opt_str(media_type),
+            sha256=_opt_str(sha),
+            size=None if size is None else int(size),  # type: ignore[call-overload]
+        )
+    worker_records = [
+        WorkerRecord(
+            worker=str(w),
+            status=str(status),
+            message=_opt_str(message),
+            start_time=started,  # type: ignore[arg-type]
+            end_time=ended,  # type: ignore[arg-type]
+            host=_opt_str(host),
+            pid=pid,  # type: ignore[arg-type]
+        )
+        for w, status, message, started, ended, host, pid in workers
+    ]
+    by_metric: dict[str, list[NDArray[np.void]]] = {}
+    for name, blob in summaries:
+        by_metric.setdefault(str(name), []).append(_aggregate.decode(blob))  # type: ignore[arg-type]
+    metrics = {}
+    for name, rows in by_metric.items():
+        merged = rows[0]
+        for other in rows[1:]:
+            merged = _summarize_pair(merged, other)
+        metrics[name] = _summary_record(merged)
+    status, message = _derive_status(worker_records)
+    starts = [w.start_time for w in worker_records if w.start_time is not None]
+    ends = [w.end_time for w in worker_records if w.end_time is not None]
+    return RunRecord(
+        experiment_name=key.experiment_name,
+        run_name=key.run_name,
+        trial_component_name=(
+            f"{key.experiment_name}-{key.run_name}" if key.experiment_name else key.run_name
+        ),
+        status=status,
+        message=message,
+        created=created,
+        start_time=min(starts) if starts else None,
+        end_time=max(ends) if ends and status != "InProgress" else None,
+        parameters=parameters,
+        metrics=metrics,
+        artifacts=Artifacts(input=arts["input"], output=arts["output"]),
+        workers=worker_records,
+    )
