@@ -85,13 +85,21 @@ def combine(parts: list[NDArray[np.void]]) -> NDArray[np.void]:
     if len(rows) == 0:
         return rows.copy()
     steps = rows["step"]
-    if len(rows) > 1 and not bool(np.all(steps[1:] >= steps[:-1])):
+    if len(rows) > 1 and not _in_order(steps, rows["last_ts"]):
         rows = rows[np.lexsort((rows["last_ts"], steps))]
         steps = rows["step"]
     starts = _group_starts(steps)
     if len(starts) == len(rows):
         return rows.copy() if len(parts) == 1 else rows
     return _reduce(rows, starts)
+
+
+def _in_order(steps: NDArray[np.int64], last_ts: NDArray[np.float64]) -> bool:
+    """Already sorted by (step, last_ts)? Steps alone are not enough: a chunk committed
+    late (a retried write, another worker) may hold older points of the same step."""
+    later_step = steps[1:] > steps[:-1]
+    same_step_later = (steps[1:] == steps[:-1]) & (last_ts[1:] >= last_ts[:-1])
+    return bool(np.all(later_step | same_step_later))
 
 
 def _group_starts(sorted_steps: NDArray[np.int64]) -> NDArray[np.intp]:
@@ -105,13 +113,15 @@ def _reduce(rows: NDArray[np.void], starts: NDArray[np.intp]) -> NDArray[np.void
     """Reduce runs of equal steps (``starts`` marks each run) with exact merge rules."""
     ends = np.append(starts[1:], len(rows)) - 1
     count = np.add.reduceat(rows["count"], starts)
-    total = np.add.reduceat(rows["sum"], starts)
-    mean = total / count
-    # Chan's parallel variance: M2 = sum(M2_i) + sum(n_i * (mean_i - mean)^2).
     group_of = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(rows))))
-    with np.errstate(invalid="ignore", divide="ignore"):
+    # NaN and infinities propagate on purpose (inf - inf is NaN): no floating-point warnings,
+    # which would come from the flusher's thread, or raise there under -W error.
+    with np.errstate(all="ignore"):
+        total = np.add.reduceat(rows["sum"], starts)
+        mean = total / count
+        # Chan's parallel variance: M2 = sum(M2_i) + sum(n_i * (mean_i - mean)^2).
         deviation = rows["sum"] / rows["count"] - mean[group_of]
-    m2 = np.add.reduceat(rows["m2"] + rows["count"] * deviation * deviation, starts)
+        m2 = np.add.reduceat(rows["m2"] + rows["count"] * deviation * deviation, starts)
     out = np.empty(len(starts), dtype=STATS_DTYPE)
     out["step"] = rows["step"][starts]
     out["count"] = count

@@ -1,0 +1,109 @@
+"""Helpers shared by the tests, and the code child processes run.
+
+Child processes are started with ``multiprocessing``'s *spawn* method (a fresh interpreter,
+as a launcher would start one), so what they run must live in an importable module: this
+one. They return what they saw through files, because a SIGKILLed child cannot return.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import msgspec
+
+import runstream
+from runstream import Run
+
+if TYPE_CHECKING:
+    from multiprocessing.sharedctypes import Synchronized
+    from multiprocessing.synchronize import Event
+
+#: The directory holding the ``runstream`` package, for child processes' ``PYTHONPATH`` (the
+#: suite runs against an editable install or ``PYTHONPATH=src`` alike).
+PACKAGE_ROOT = str(Path(runstream.__file__).resolve().parent.parent)
+
+#: What the tests clear from the environment: runstream's own variables and the launchers'
+#: rank variables that ``worker_identity`` reads.
+ENVIRONMENT_VARIABLES = (
+    "RUNSTREAM_EXPERIMENT_NAME",
+    "RUNSTREAM_RUN_NAME",
+    "RUNSTREAM_STORE",
+    "RUNSTREAM_WORKER",
+    "RANK",
+    "OMPI_COMM_WORLD_RANK",
+    "PMI_RANK",
+    "SLURM_PROCID",
+    "SM_CURRENT_HOST",
+)
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The current environment (a run's exported identity included) for a subprocess."""
+    path = os.pathsep.join(p for p in (PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path, **extra}
+
+
+def run_python(code: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``python -c code args...`` in the current environment; fail loudly on error."""
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, f"child failed ({result.returncode}):\n{result.stderr}"
+    return result
+
+
+def integrity(store: str) -> str:
+    """``PRAGMA integrity_check`` of a store's database, from a fresh connection."""
+    db = sqlite3.connect(Path(store) / "runstream.db")
+    try:
+        return str(db.execute("PRAGMA integrity_check").fetchone()[0])
+    finally:
+        db.close()
+
+
+# -- what child processes run ---------------------------------------------------------------
+
+
+def worker_value(worker: int, step: int) -> float:
+    """A value every party can compute: exact in binary floating point."""
+    return worker * 1000.0 + step * 0.5
+
+
+def log_into_shared_run(
+    store: str, experiment: str, run: str, worker: int, steps: int, start: Event, out: str
+) -> None:
+    """One of several processes logging into the same run of the same (fresh) store."""
+    start.wait()
+    # A short interval makes the writers' transactions interleave many times.
+    with Run(experiment, run, store=store, flush_interval=0.01, tick=0.005) as r:
+        r.log_parameter(f"worker-{worker}", worker)
+        for step in range(steps):
+            r.log_metric("loss", worker_value(worker, step), step=step)
+            r.log_metrics({"accuracy": step / steps, f"own-{worker}": float(step)}, step=step)
+    Path(out).write_bytes(msgspec.json.encode({"worker": r.worker, "stats": r.stats}))
+
+
+def log_until_killed(store: str, experiment: str, run: str, flushed: Synchronized[int]) -> None:
+    """Log ``loss == step`` forever; after each explicit flush publish how many points are in.
+
+    The parent kills this process with SIGKILL at an arbitrary moment, in the middle of
+    logging and, as often as not, in the middle of a background write.
+    """
+    with Run(experiment, run, store=store, flush_interval=0.02, tick=0.005) as r:
+        step = 0
+        while True:
+            for _ in range(500):
+                r.log_metric("loss", float(step), step=step)
+                step += 1
+            r.flush()
+            flushed.value = step
