@@ -238,10 +238,15 @@ class LocalStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # Metric ids cached in this transaction are rolled back with it. SQLite has
+                # already rolled back by itself on some errors (a full disk): a second
+                # ROLLBACK would replace the real error with "no transaction is active".
+                self._metric_ids.clear()
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
     def _migrate(self) -> None:
         with self._write("create schema") as db:
