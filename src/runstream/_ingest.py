@@ -100,12 +100,20 @@ class Ingest:
     def pending_points(self) -> int:
         return self._pending_points
 
+    def logged_points(self) -> int:
+        """Every point ever appended: drained plus still buffered. Read under the drain
+        lock, so a point moving from its buffer to the drained count is counted once."""
+        with self._lock:
+            return self.drained_points + self.buffered_points()
+
     def compact(self, name: str) -> None:
         """Called by the producer when a metric's list is over capacity: aggregate it now."""
         with self._lock:
             self.compactions += 1
             self._drain_metric(name, self.lists[name], time.time())
-            pending = self._pending[name]
+            # The flusher may have drained and taken this metric since the producer saw it
+            # over capacity: then there is nothing (or one part) to compact.
+            pending = self._pending.get(name, [])
             if len(pending) > 1:
                 self._pending[name] = [_aggregate.combine(pending)]
 

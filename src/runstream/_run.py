@@ -225,7 +225,10 @@ class Run:
         :param step: a non-negative ``int``; points without a step are bucketed per second
         :raises RuntimeError: outside a ``with`` block
         """
-        buf = self._lists.get(name)
+        try:
+            buf = self._lists.get(name)
+        except TypeError:  # an unhashable name: let the slow path say what is wrong
+            buf = None
         if buf is None:
             buf = self._new_metric(name)
         if type(value) is not float:
@@ -250,8 +253,17 @@ class Run:
         elif type(step) is not int or not 0 <= step <= _names.MAX_STEP:
             step = _names.check_step(step)
         lists = self._lists
-        for name, value in metrics.items():
-            buf = lists.get(name)
+        try:
+            items = metrics.items()
+        except AttributeError:
+            raise TypeError(
+                f"log_metrics takes a mapping of metric names to values, got {metrics!r}"
+            ) from None
+        for name, value in items:
+            try:
+                buf = lists.get(name)
+            except TypeError:  # an unhashable name: let the slow path say what is wrong
+                buf = None
             if buf is None:
                 buf = self._new_metric(name)
             if type(value) is not float:
@@ -559,11 +571,14 @@ class Run:
                 points_written=0,
                 points_pending=buffered + ingest.pending_points,
             )
-        pending = flusher.pending_points
+        # Written first, then logged (consistent with drains): written <= logged, and a
+        # batch being written is still counted as pending, never as nothing.
+        written = flusher.points_written
+        logged = ingest.logged_points()
         return RunStats(
-            points_logged=flusher.points_written + pending,
-            points_written=flusher.points_written,
-            points_pending=pending,
+            points_logged=logged,
+            points_written=written,
+            points_pending=logged - written,
             parameters_pending=len(ingest.parameters) + flusher.unwritten_parameters,
             files_pending=flusher.files_pending + len(ingest.files),
             files_written=flusher.files_written,
