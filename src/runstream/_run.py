@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any
 
 import anyio
+import anyio.abc
 
 from . import _names
 from ._environment import exported_identity, run_from_environment, worker_identity
@@ -399,9 +400,16 @@ class Run:
         async def run_in_worker(fn: Any) -> Any:
             return await anyio.to_thread.run_sync(fn, limiter=limiter)
 
+        flusher = self._flusher
+
+        async def serve(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+            # Shielded: cancelling the caller's block must not kill the last flush.
+            with anyio.CancelScope(shield=True):
+                await flusher.serve(run_in_worker, task_status=task_status)
+
         stack = AsyncExitStack()
         task_group = await stack.enter_async_context(anyio.create_task_group())
-        await task_group.start(self._flusher.serve, run_in_worker)
+        await task_group.start(serve)
         self._exit_stack = stack
         self._activate()
         return self
@@ -432,12 +440,19 @@ class Run:
             return
         assert self._flusher is not None and self._exit_stack is not None
         self._deactivate()
-        with anyio.CancelScope(shield=True):
-            generation = self._flusher.request_close()
-            if not await self._flusher.wait_async(generation, self._close_timeout):
-                self._flusher.abandon()
-            await self._exit_stack.aclose()
-            await anyio.to_thread.run_sync(self._finish, exc)
+        generation = self._flusher.request_close()
+        try:
+            with anyio.CancelScope(shield=True):
+                if not await self._flusher.wait_async(generation, self._close_timeout):
+                    self._flusher.abandon()
+        finally:
+            try:
+                # Outside our shield: the task group's scope must be the current one to
+                # exit it. The flusher task is shielded, so this waits for it to finish.
+                await self._exit_stack.aclose()
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(self._finish, exc)
 
     def _enter_nested(self) -> bool:
         """Re-entering the same run (``with load_run()`` inside its ``with Run()``) nests."""
