@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
@@ -67,17 +68,37 @@ def run_from_environment(
     return environ.get(ENV_EXPERIMENT) or None, run, environ.get(ENV_STORE) or None
 
 
+# Runs entered now (any thread or task), oldest first, and the environment before the
+# first of them: runs in threads or tasks may leave in any order, not only LIFO.
+_exported: list[dict[str, str]] = []
+_before_exports: dict[str, str | None] = {}
+_exports_lock = threading.Lock()
+
+
 @contextmanager
 def exported_identity(experiment: str | None, run: str, store: str) -> Iterator[None]:
-    """Export a run's identity for child processes while the block runs, then restore."""
+    """Export a run's identity for child processes while the block runs.
+
+    While several runs are entered the environment names the latest one still entered;
+    when none is, it is restored to what it was before the first.
+    """
     values = {ENV_EXPERIMENT: experiment or "", ENV_RUN: run, ENV_STORE: store}
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
+    with _exports_lock:
+        if not _exported:
+            _before_exports.clear()
+            _before_exports.update({key: os.environ.get(key) for key in values})
+        _exported.append(values)
+        os.environ.update(values)
     try:
         yield
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
+        with _exports_lock:
+            _exported.remove(values)
+            if _exported:
+                os.environ.update(_exported[-1])
             else:
-                os.environ[key] = value
+                for key, value in _before_exports.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
