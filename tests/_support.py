@@ -7,17 +7,19 @@ one. They return what they saw through files, because a SIGKILLed child cannot r
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
+import pytest
 
 import runstream
-from runstream import Run
+from runstream import Run, _cli
 
 if TYPE_CHECKING:
     from multiprocessing.sharedctypes import Synchronized
@@ -60,6 +62,21 @@ def run_python(code: str, *args: str, timeout: float = 60) -> subprocess.Complet
     )
     assert result.returncode == 0, f"child failed ({result.returncode}):\n{result.stderr}"
     return result
+
+
+def cli_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
+    """``runstream ... --json`` run in this process, parsed."""
+    code, out, err = cli(capsys, *argv, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``runstream ...`` run in this process: exit code, standard output and error."""
+    capsys.readouterr()
+    code = _cli.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
 def integrity(store: str) -> str:
