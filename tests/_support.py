@@ -107,11 +107,15 @@ def log_into_shared_run(
         for step in range(steps):
             r.log_metric("loss", worker_value(worker, step), step=step)
             r.log_metrics({"accuracy": step / steps, f"own-{worker}": float(step)}, step=step)
+            if step % 25 == 24:
+                r.flush()  # many transactions per writer, racing the others'
     Path(out).write_bytes(msgspec.json.encode({"worker": r.worker, "stats": r.stats}))
 
 
-def log_until_killed(store: str, experiment: str, run: str, flushed: Synchronized[int]) -> None:
-    """Log ``loss == step`` forever; after each explicit flush publish how many points are in.
+def log_until_killed(
+    store: str, experiment: str, run: str, metric: str, flushed: Synchronized[int]
+) -> None:
+    """Log ``metric == step`` forever; after each explicit flush publish how many points are in.
 
     The parent kills this process with SIGKILL at an arbitrary moment, in the middle of
     logging and, as often as not, in the middle of a background write.
@@ -120,7 +124,7 @@ def log_until_killed(store: str, experiment: str, run: str, flushed: Synchronize
         step = 0
         while True:
             for _ in range(500):
-                r.log_metric("loss", float(step), step=step)
+                r.log_metric(metric, float(step), step=step)
                 step += 1
             r.flush()
             flushed.value = step
