@@ -139,9 +139,7 @@ def test_workers_merge_exactly(points: list[tuple[int, float, int]], data: st.Da
     across writers whose flushes interleave in time it is the first value of the chunk that
     ended first, which nothing reads (summaries and series use count..last).
     """
-    absolute = [
-        (step, value, BASE_TS + i * 0.37) for i, (step, value, _w) in enumerate(points)
-    ]
+    absolute = [(step, value, BASE_TS + i * 0.37) for i, (step, value, _w) in enumerate(points)]
     by_worker: dict[int, list[tuple[int, float, float]]] = {}
     for point, (_s, _v, worker) in zip(absolute, points, strict=True):
         by_worker.setdefault(worker, []).append(point)

@@ -10,8 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
-from runstream import Flush, Run, RunStats, current_run, load_run
-from runstream import _flusher as flusher_module
+from runstream import Flush, Run, RunStats, _files, current_run, load_run
 
 pytestmark = pytest.mark.anyio
 
@@ -44,7 +43,7 @@ async def test_async_with_logs_and_flushes(store: str) -> None:
 
 
 async def test_async_failure_marks_the_run_failed(store: str) -> None:
-    with pytest.raises(ValueError, match="diverged"):
+    with pytest.raises(ValueError, match="diverged"):  # noqa: PT012 (raised in the block)
         async with Run("exp", "run", store=store) as run:
             run.log_metric("loss", 1.0, step=0)
             raise ValueError("diverged")
@@ -116,13 +115,13 @@ async def test_files_are_copied_in_a_worker_thread_not_on_the_loop(
     source = tmp_path / "weights.txt"
     source.write_text("w" * 1000)
     copied_on: list[int] = []
-    real_store_file = flusher_module.store_file
+    real_store_file = _files.store_file
 
     def spy(*args: Any) -> Any:
         copied_on.append(threading.get_ident())
         return real_store_file(*args)
 
-    monkeypatch.setattr(flusher_module, "store_file", spy)
+    monkeypatch.setattr("runstream._flusher.store_file", spy)
     async with Run("exp", "run", store=store) as run:
         run.log_file(str(source))
         stats = await run.flush()
@@ -134,7 +133,7 @@ async def test_files_are_copied_in_a_worker_thread_not_on_the_loop(
 
 async def test_nan_warns_once_in_async_code_too(store: str) -> None:
     async with Run("exp", "run", store=store) as run:
-        with pytest.warns(RuntimeWarning, match="keeps NaN") as caught:
+        with pytest.warns(RuntimeWarning, match="keeps NaN") as caught:  # noqa: PT031 (once)
             for step in range(5):
                 run.log_metric("loss", math.nan, step=step)
         assert len(caught) == 1

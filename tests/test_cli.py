@@ -21,7 +21,10 @@ def filled(store: str) -> str:
         for step in range(3):
             run.log_metric("loss", 2.0 - step * 0.5, step=step)
         run.log_artifact("data", "s3://b/data.csv", media_type="text/csv", is_output=False)
-    with pytest.raises(RuntimeError), Run("exp", "second", store=store, worker="w0") as run:
+    with (  # noqa: PT012 (the run fails in its block)
+        pytest.raises(RuntimeError),
+        Run("exp", "second", store=store, worker="w0") as run,
+    ):
         run.log_metric("loss", 9.0, step=0)
         raise RuntimeError("out of memory")
     with Run("exp", "second", store=store, worker="w1") as run:
@@ -45,7 +48,14 @@ def test_runs_json_fields(capsys: pytest.CaptureFixture[str], filled: str) -> No
     runs = cli_json(capsys, "runs", "EXP", "--store", filled)
     assert [r["run_name"] for r in runs] == ["first", "second"]
     first, second = runs
-    assert set(first) >= {"experiment_name", "run_name", "status", "parameters", "metrics", "artifacts"}
+    assert set(first) >= {
+        "experiment_name",
+        "run_name",
+        "status",
+        "parameters",
+        "metrics",
+        "artifacts",
+    }
     assert first["status"] == "Completed"
     assert first["parameters"] == {"lr": 0.1}
     assert first["metrics"]["loss"] == {
@@ -65,7 +75,10 @@ def test_runs_json_fields(capsys: pytest.CaptureFixture[str], filled: str) -> No
     # One worker failed: the run failed, saying which worker and why.
     assert second["status"] == "Failed"
     assert second["message"] == "worker w0: out of memory"
-    assert {w["worker"]: w["status"] for w in second["workers"]} == {"w0": "Failed", "w1": "Completed"}
+    assert {w["worker"]: w["status"] for w in second["workers"]} == {
+        "w0": "Failed",
+        "w1": "Completed",
+    }
     assert second["metrics"]["loss"]["count"] == 2
 
 
@@ -125,7 +138,7 @@ def test_delete(capsys: pytest.CaptureFixture[str], filled: str) -> None:
     assert cli_json(capsys, "experiments", "--store", filled) == []
     # The unassigned run is no experiment's: it stays.
     assert len(cli_json(capsys, "runs", "--unassigned", "--store", filled)) == 1
-    code, text, _ = cli(capsys, "delete", "gone", "--store", filled)
+    code, _text, _ = cli(capsys, "delete", "gone", "--store", filled)
     assert code == 1
 
 
@@ -156,7 +169,9 @@ def test_lookups_of_what_is_not_there_fail_with_a_message(
     assert message in err
 
 
-def test_runs_needs_an_experiment_or_unassigned(capsys: pytest.CaptureFixture[str], store: str) -> None:
+def test_runs_needs_an_experiment_or_unassigned(
+    capsys: pytest.CaptureFixture[str], store: str
+) -> None:
     with pytest.raises(SystemExit, match="name an EXPERIMENT or pass --unassigned"):
         cli(capsys, "runs", "--store", store)
 

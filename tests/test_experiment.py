@@ -47,7 +47,9 @@ def test_list_runs_sorts_filters_and_caps(store: str) -> None:
     assert [r.run_name for r in list_runs("exp", store=store)] == ["a", "c", "b"]
     ascending = list_runs("exp", sort_order=SortOrderType.ASCENDING, store=store)
     assert [r.run_name for r in ascending] == ["b", "c", "a"]
-    by_name = list_runs("exp", sort_by=SortByType.NAME, sort_order=SortOrderType.ASCENDING, store=store)
+    by_name = list_runs(
+        "exp", sort_by=SortByType.NAME, sort_order=SortOrderType.ASCENDING, store=store
+    )
     assert [r.run_name for r in by_name] == ["a", "b", "c"]
     assert [r.run_name for r in list_runs("exp", max_results=2, store=store)] == ["a", "c"]
     b, c, a = (r.record().created for r in ascending)
@@ -57,7 +59,9 @@ def test_list_runs_sorts_filters_and_caps(store: str) -> None:
     assert [r.run_name for r in before] == ["b"]
     after = list_runs("exp", created_after=between_c_and_a, store=store)
     assert [r.run_name for r in after] == ["a"]
-    window = list_runs("exp", created_after=between_b_and_c, created_before=between_c_and_a, store=store)
+    window = list_runs(
+        "exp", created_after=between_b_and_c, created_before=between_c_and_a, store=store
+    )
     assert [r.run_name for r in window] == ["c"]
 
 

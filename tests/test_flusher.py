@@ -19,8 +19,7 @@ from typing import Any
 import pytest
 
 from _support import integrity
-from runstream import FlushTimeoutError, Run
-from runstream import _flusher as flusher_module
+from runstream import FlushTimeoutError, Run, _files
 from runstream import _store as store_module
 
 
@@ -71,7 +70,11 @@ def test_a_locked_store_never_reaches_the_loop_and_the_data_lands_later(
             assert stats.parameters_pending == 1
             assert stats.points_dropped == 0
         stats = run.flush().stats  # retried with back-off until the lock is gone
-        assert (stats.points_written, stats.points_pending, stats.parameters_pending) == (1002, 0, 0)
+        assert (stats.points_written, stats.points_pending, stats.parameters_pending) == (
+            1002,
+            0,
+            0,
+        )
     assert "store write failed, will retry" in caplog.text
     loss = run.series("loss")
     assert loss.step.tolist() == list(range(1001))
@@ -106,13 +109,16 @@ def test_a_full_disk_mid_write_is_retried_and_lands(store: str) -> None:
 @pytest.mark.usefixtures("fail_fast")
 def test_closing_gives_up_after_the_timeout_and_says_what_is_pending(store: str) -> None:
     run = Run("exp", "run", store=store, close_timeout=0.3, flush_interval=0.02, tick=0.01)
-    with ExitStack() as stack:  # the lock outlives the block: it is held while closing
-        with pytest.warns(RuntimeWarning, match="gave up after 0.3s with 100 points") as caught:
-            with run:
-                stack.enter_context(locked(store))
-                for step in range(100):
-                    run.log_metric("loss", 1.0, step=step)
-                wait_for(lambda: run.stats.write_errors >= 1, "a failed write")
+    # The lock outlives the block (the stack closes last): it is held while closing.
+    with (  # noqa: PT031 (the warning comes from leaving the run)
+        ExitStack() as stack,
+        pytest.warns(RuntimeWarning, match=r"gave up after 0\.3s with 100 points") as caught,
+        run,
+    ):
+        stack.enter_context(locked(store))
+        for step in range(100):
+            run.log_metric("loss", 1.0, step=step)
+        wait_for(lambda: run.stats.write_errors >= 1, "a failed write")
     assert "database is locked" in str(caught[0].message)
     stats = run.stats
     assert (stats.points_logged, stats.points_written, stats.points_pending) == (100, 0, 100)
@@ -136,17 +142,19 @@ def test_a_file_that_vanishes_before_its_copy_is_reported(
 ) -> None:
     source = tmp_path / "gone.txt"
     source.write_text("x")
-    real_store_file = flusher_module.store_file
+    real_store_file = _files.store_file
 
     def delete_then_copy(*args: Any) -> Any:
         source.unlink()  # gone between log_file's check and the background copy
         return real_store_file(*args)
 
-    monkeypatch.setattr(flusher_module, "store_file", delete_then_copy)
-    with caplog.at_level(logging.WARNING, logger="runstream"):
-        with Run("exp", "run", store=store) as run:
-            run.log_file(str(source))
-            run.log_metric("loss", 1.0, step=0)
+    monkeypatch.setattr("runstream._flusher.store_file", delete_then_copy)
+    with (
+        caplog.at_level(logging.WARNING, logger="runstream"),
+        Run("exp", "run", store=store) as run,
+    ):
+        run.log_file(str(source))
+        run.log_metric("loss", 1.0, step=0)
     assert run.stats.files_written == 0
     assert run.stats.files_pending == 0
     assert run.stats.last_error is not None

@@ -30,7 +30,7 @@ def exported() -> dict[str, str]:
 def test_run_name_without_experiment_name_raises_the_sdk_error() -> None:
     with pytest.raises(
         ValueError,
-        match="^Invalid input: experiment_name is missing when run_name is supplied. ",
+        match=r"^Invalid input: experiment_name is missing when run_name is supplied\. ",
     ):
         load_run(run_name="run")
 
@@ -75,7 +75,9 @@ def test_the_run_in_context_wins_over_the_environment(
         assert load_run() is run
 
 
-def test_the_environment_names_a_run_in_a_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_environment_names_a_run_in_a_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = tmp_path / "exported-store"
     monkeypatch.setenv("RUNSTREAM_EXPERIMENT_NAME", "exp")
     monkeypatch.setenv("RUNSTREAM_RUN_NAME", "run")

@@ -1,8 +1,8 @@
 """The public API: small, sorted, and everything in it says it is ``runstream``'s."""
 
 from __future__ import annotations
-
 import __future__
+
 import inspect
 import types
 
@@ -19,7 +19,9 @@ def test_all_is_exactly_what_the_package_defines() -> None:
         name
         for name, value in vars(runstream).items()
         if not name.startswith("_")
-        and not isinstance(value, types.ModuleType | __future__._Feature)  # from __future__ import annotations
+        and not isinstance(
+            value, types.ModuleType | __future__._Feature
+        )  # from __future__ import annotations
     }
     assert public == set(runstream.__all__)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import pickle
 import re
@@ -17,8 +18,7 @@ import numpy as np
 import pytest
 
 import runstream
-from runstream import FlushTimeoutError, Run, RunStats, current_run, load_run
-from runstream import _flusher as flusher_module
+from runstream import FlushTimeoutError, Run, RunStats, _files, current_run, load_run
 
 OUTSIDE = "This method should be called inside context of 'with' statement."
 NESTED = "It is not allowed to use nested 'with' statements on the Run."
@@ -38,7 +38,9 @@ LOGGING_CALLS: dict[str, Callable[[Run], object]] = {
 
 
 @pytest.mark.parametrize("call", LOGGING_CALLS.values(), ids=LOGGING_CALLS.keys())
-def test_logging_outside_with_raises_the_sdk_error(store: str, call: Callable[[Run], object]) -> None:
+def test_logging_outside_with_raises_the_sdk_error(
+    store: str, call: Callable[[Run], object]
+) -> None:
     run = Run("exp", "run", store=store)
     with pytest.raises(RuntimeError, match=f"^{re.escape(OUTSIDE)}$"):
         call(run)
@@ -73,7 +75,9 @@ def test_load_run_inside_the_run_is_the_same_run_and_logging_continues(store: st
 
 def test_runs_cannot_be_pickled(store: str) -> None:
     run = Run("exp", "run", store=store)
-    with pytest.raises(NotImplementedError, match="^Instance of Run type is not allowed to be pickled.$"):
+    with pytest.raises(
+        NotImplementedError, match=r"^Instance of Run type is not allowed to be pickled\.$"
+    ):
         pickle.dumps(run)
 
 
@@ -85,9 +89,11 @@ def test_repr_and_identity(store: str) -> None:
 
 
 def test_close_is_for_runs_outside_a_block(store: str) -> None:
-    with Run("exp", "run", store=store) as run:
-        with pytest.raises(RuntimeError, match="leaving its 'with' block"):
-            run.close()
+    with (
+        Run("exp", "run", store=store) as run,
+        pytest.raises(RuntimeError, match="leaving its 'with' block"),
+    ):
+        run.close()
     run.close()
     assert run.record().status == "Completed"  # reopens the store to read
 
@@ -108,7 +114,10 @@ def test_status_completed_on_a_clean_exit(store: str) -> None:
 
 
 def test_status_failed_with_the_message_and_the_exception_propagates(store: str) -> None:
-    with pytest.raises(ZeroDivisionError, match="division by zero"), Run("exp", "run", store=store) as run:
+    with (  # noqa: PT012 (the run fails in its block)
+        pytest.raises(ZeroDivisionError, match="division by zero"),
+        Run("exp", "run", store=store) as run,
+    ):
         run.log_metric("loss", 0.5, step=0)
         _ = 1 / 0
     record = run.record()
@@ -141,9 +150,9 @@ def test_parameters_last_write_wins_and_keep_their_types(store: str) -> None:
         run.log_parameter("lr", 0.1)
         run.log_parameters({"epochs": 10, "optimizer": "adam", "lr": 0.01})
         run.log_parameter("flag", True)
-        run.log_parameter("np_float", np.float32(0.5))
-        run.log_parameter("np_int", np.int64(3))
-        run.log_parameter("layers", [64, 32])  # anything else is stored as str(), as the SDK
+        run.log_parameter("np_float", np.float32(0.5))  # type: ignore[arg-type]
+        run.log_parameter("np_int", np.int64(3))  # type: ignore[arg-type]
+        run.log_parameter("layers", [64, 32])  # type: ignore[arg-type]  # str(), as the SDK
         run.log_parameter("none", None)  # type: ignore[arg-type]
     params = run.record().parameters
     assert params == {
@@ -162,7 +171,9 @@ def test_parameters_last_write_wins_and_keep_their_types(store: str) -> None:
 
 def test_a_nan_parameter_is_kept_with_a_warning(store: str) -> None:
     with Run("exp", "run", store=store) as run:
-        with pytest.warns(RuntimeWarning, match="parameter 'lr' is nan; runstream keeps it") as caught:
+        with pytest.warns(
+            RuntimeWarning, match="parameter 'lr' is nan; runstream keeps it"
+        ) as caught:
             run.log_parameter("lr", math.nan)
         assert caught[0].filename == __file__
     value = run.record().parameters["lr"]
@@ -176,7 +187,11 @@ def test_a_nan_parameter_is_kept_with_a_warning(store: str) -> None:
         ("", 1, "parameter name '' must be a string of 1 to 320 characters"),
         ("p" * 321, 1, r"parameter name 'p+' must be a string of 1 to 320 characters"),
         (5, 1, "parameter name 5 must be a string of 1 to 320 characters"),
-        ("long", "v" * 2501, "parameter 'long' is 2501 characters long; a string parameter holds at most 2500"),
+        (
+            "long",
+            "v" * 2501,
+            "parameter 'long' is 2501 characters long; a string parameter holds at most 2500",
+        ),
     ],
 )
 def test_bad_parameters_are_named(store: str, name: object, value: object, pattern: str) -> None:
@@ -191,7 +206,9 @@ def test_a_run_holds_at_most_300_parameters(store: str) -> None:
     with Run("exp", "run", store=store) as run:
         run.log_parameters({f"p{i}": i for i in range(300)})
         run.log_parameter("p0", -1)  # overwriting is always allowed
-        with pytest.raises(ValueError, match="cannot log parameter 'p300': a run holds at most 300"):
+        with pytest.raises(
+            ValueError, match="cannot log parameter 'p300': a run holds at most 300"
+        ):
             run.log_parameter("p300", 300)
     params = run.record().parameters
     assert len(params) == 300
@@ -281,7 +298,7 @@ def test_log_file_copies_off_the_training_thread_and_close_waits(
     source.write_text("weights")
     entered, release = threading.Event(), threading.Event()
     copied_on: list[int] = []
-    real_store_file = flusher_module.store_file
+    real_store_file = _files.store_file
 
     def held_store_file(*args: Any) -> Any:
         copied_on.append(threading.get_ident())
@@ -289,7 +306,7 @@ def test_log_file_copies_off_the_training_thread_and_close_waits(
         release.wait(30)
         return real_store_file(*args)
 
-    monkeypatch.setattr(flusher_module, "store_file", held_store_file)
+    monkeypatch.setattr("runstream._flusher.store_file", held_store_file)
     with Run("exp", "run", store=store) as run:
         run.log_file(str(source))
         assert entered.wait(30)
@@ -307,7 +324,12 @@ def test_log_file_copies_off_the_training_thread_and_close_waits(
 def test_log_file_of_a_missing_file_raises_the_sdk_error(store: str, tmp_path: Path) -> None:
     missing = tmp_path / "missing.txt"
     with Run("exp", "run", store=store) as run:
-        with pytest.raises(ValueError, match=f"^{re.escape(str(missing))} does not exist or is not a file. Please supply a file path.$"):
+        with pytest.raises(
+            ValueError,
+            match=f"^{re.escape(str(missing))} "
+            + re.escape("does not exist or is not a file. Please supply a file path.")
+            + "$",
+        ):
             run.log_file(str(missing))
         with pytest.raises(ValueError, match="does not exist or is not a file"):
             run.log_file(str(tmp_path))  # a directory is not a file either
@@ -322,9 +344,9 @@ def test_metrics_are_read_back_exactly(store: str) -> None:
     with Run("exp", "run", store=store) as run:
         for step in range(5):
             run.log_metric("loss", 1.0 / (step + 1), step=step)
-            run.log_metrics({"acc": step / 10, "lr": np.float32(0.5)}, step=step)
+            run.log_metrics({"acc": step / 10, "lr": np.float32(0.5)}, step=step)  # type: ignore[dict-item]
         run.log_metric("loss", 0.1, step=4)  # a second point at step 4
-        run.log_metric("np-step", 2.0, step=np.int64(7))
+        run.log_metric("np-step", 2.0, step=np.int64(7))  # type: ignore[arg-type]
     after = time.time()
     loss = run.series("loss")
     assert loss.step.tolist() == [0, 1, 2, 3, 4]
@@ -349,7 +371,14 @@ def test_metrics_are_read_back_exactly(store: str) -> None:
     assert summary.last_step == 4
     rows = loss.rows()
     assert rows[0] == runstream.SeriesRow(
-        name="loss", step=0, count=1, mean=1.0, min=1.0, max=1.0, last=1.0, std=0.0,
+        name="loss",
+        step=0,
+        count=1,
+        mean=1.0,
+        min=1.0,
+        max=1.0,
+        last=1.0,
+        std=0.0,
         timestamp=rows[0].timestamp,
     )
 
@@ -379,18 +408,63 @@ def test_explicit_timestamps_are_kept(store: str) -> None:
     assert series.rows()[0].step is None
 
 
-BAD_METRIC_CALLS: dict[str, tuple[Callable[[Run], object], type[Exception], str]] = {
-    "empty name": (lambda r: r.log_metric("", 1.0), ValueError, "metric name '' must be a string of 1 to 255"),
-    "long name": (lambda r: r.log_metric("m" * 256, 1.0), ValueError, "must be a string of 1 to 255 characters"),
-    "None name": (lambda r: r.log_metric(None, 1.0), ValueError, "metric name None must be a string"),  # type: ignore[arg-type]
-    "unhashable name": (lambda r: r.log_metric(["loss"], 1.0), ValueError, r"metric name \['loss'\] must be a string"),  # type: ignore[arg-type]
-    "str value": (lambda r: r.log_metric("m", "0.5"), ValueError, r"metric value '0\.5' \(str\) is not a number"),  # type: ignore[arg-type]
-    "None value": (lambda r: r.log_metric("m", None), TypeError, r"metric value None \(NoneType\) is not a number"),  # type: ignore[arg-type]
-    "array value": (lambda r: r.log_metric("m", np.ones(3)), TypeError, "only one-element arrays can be logged"),  # type: ignore[arg-type]
-    "negative step": (lambda r: r.log_metric("m", 1.0, step=-1), ValueError, "step must be a non-negative int .* got -1"),
-    "float step": (lambda r: r.log_metric("m", 1.0, step=1.5), ValueError, r"step must be int, got 1\.5 \(float\)"),  # type: ignore[arg-type]
-    "bool step": (lambda r: r.log_metric("m", 1.0, step=True), ValueError, r"step must be int, got True \(bool\)"),
-    "huge step": (lambda r: r.log_metric("m", 1.0, step=2**31), ValueError, "no larger than 2147483647"),
+# ``Any``: these calls break the annotations on purpose.
+BAD_METRIC_CALLS: dict[str, tuple[Callable[[Any], object], type[Exception], str]] = {
+    "empty name": (
+        lambda r: r.log_metric("", 1.0),
+        ValueError,
+        "metric name '' must be a string of 1 to 255",
+    ),
+    "long name": (
+        lambda r: r.log_metric("m" * 256, 1.0),
+        ValueError,
+        "must be a string of 1 to 255 characters",
+    ),
+    "None name": (
+        lambda r: r.log_metric(None, 1.0),
+        ValueError,
+        "metric name None must be a string",
+    ),
+    "unhashable name": (
+        lambda r: r.log_metric(["loss"], 1.0),
+        ValueError,
+        r"metric name \['loss'\] must be a string",
+    ),
+    "str value": (
+        lambda r: r.log_metric("m", "0.5"),
+        ValueError,
+        r"metric value '0\.5' \(str\) is not a number",
+    ),
+    "None value": (
+        lambda r: r.log_metric("m", None),
+        TypeError,
+        r"metric value None \(NoneType\) is not a number",
+    ),
+    "array value": (
+        lambda r: r.log_metric("m", np.ones(3)),
+        TypeError,
+        "only one-element arrays can be logged",
+    ),
+    "negative step": (
+        lambda r: r.log_metric("m", 1.0, step=-1),
+        ValueError,
+        "step must be a non-negative int .* got -1",
+    ),
+    "float step": (
+        lambda r: r.log_metric("m", 1.0, step=1.5),
+        ValueError,
+        r"step must be int, got 1\.5 \(float\)",
+    ),
+    "bool step": (
+        lambda r: r.log_metric("m", 1.0, step=True),
+        ValueError,
+        r"step must be int, got True \(bool\)",
+    ),
+    "huge step": (
+        lambda r: r.log_metric("m", 1.0, step=2**31),
+        ValueError,
+        "no larger than 2147483647",
+    ),
     "old timestamp": (
         lambda r: r.log_metric("m", 1.0, timestamp=datetime.now() - timedelta(days=15)),
         ValueError,
@@ -402,15 +476,25 @@ BAD_METRIC_CALLS: dict[str, tuple[Callable[[Run], object], type[Exception], str]
         "Timestamps must be between two weeks before and two hours from now.",
     ),
     "metrics bad step": (lambda r: r.log_metrics({"m": 1.0}, step=-5), ValueError, "got -5"),
-    "metrics bad value": (lambda r: r.log_metrics({"m": "x"}, step=0), ValueError, r"metric value 'x' \(str\)"),  # type: ignore[dict-item]
+    "metrics bad value": (
+        lambda r: r.log_metrics({"m": "x"}, step=0),
+        ValueError,
+        r"metric value 'x' \(str\)",
+    ),
     "metrics bad name": (lambda r: r.log_metrics({"": 1.0}), ValueError, "metric name '' must be"),
-    "metrics not a mapping": (lambda r: r.log_metrics([("m", 1.0)]), TypeError, r"log_metrics takes a mapping of metric names to values, got \[\('m', 1\.0\)\]"),  # type: ignore[arg-type]
+    "metrics not a mapping": (
+        lambda r: r.log_metrics([("m", 1.0)]),
+        TypeError,
+        r"log_metrics takes a mapping of metric names to values, got \[\('m', 1\.0\)\]",
+    ),
 }
 
 
-@pytest.mark.parametrize(("call", "error", "pattern"), BAD_METRIC_CALLS.values(), ids=BAD_METRIC_CALLS.keys())
+@pytest.mark.parametrize(
+    ("call", "error", "pattern"), BAD_METRIC_CALLS.values(), ids=BAD_METRIC_CALLS.keys()
+)
 def test_bad_metric_input_raises_a_clear_error_and_stores_nothing(
-    store: str, call: Callable[[Run], object], error: type[Exception], pattern: str
+    store: str, call: Callable[[Any], object], error: type[Exception], pattern: str
 ) -> None:
     with Run("exp", "run", store=store) as run:
         with pytest.raises(error, match=pattern):
@@ -423,10 +507,12 @@ def test_bad_metric_input_raises_a_clear_error_and_stores_nothing(
 
 def test_nan_and_infinities_are_kept_with_one_warning_per_run(store: str) -> None:
     with Run("exp", "run", store=store) as run:
-        with pytest.warns(RuntimeWarning, match="runstream keeps NaN and infinite values") as caught:
+        with pytest.warns(  # noqa: PT031 (one warning for all of these)
+            RuntimeWarning, match="runstream keeps NaN and infinite values"
+        ) as caught:
             run.log_metric("loss", math.nan, step=0)
             run.log_metric("loss", math.inf, step=1)
-            run.log_metrics({"grad": -math.inf, "loss": np.float32("nan")}, step=2)
+            run.log_metrics({"grad": -math.inf, "loss": np.float32("nan")}, step=2)  # type: ignore[dict-item]
             run.log_metric("loss", 1.0, step=3)
         assert len(caught) == 1
         assert caught[0].filename == __file__  # points at the user's call
@@ -492,7 +578,11 @@ def test_stats_account_for_every_point(store: str) -> None:
         assert (stats.points_logged, stats.points_written, stats.points_pending) == (1003, 0, 1003)
         assert stats.parameters_pending == 1
         flushed = run.flush().stats
-        assert (flushed.points_logged, flushed.points_written, flushed.points_pending) == (1003, 1003, 0)
+        assert (flushed.points_logged, flushed.points_written, flushed.points_pending) == (
+            1003,
+            1003,
+            0,
+        )
         assert flushed.parameters_pending == 0
         assert flushed.flushes == 1
         run.log_metric("loss", 0.0, step=1000)
@@ -553,7 +643,7 @@ def test_points_logged_never_goes_backwards_while_the_flusher_works(store: str) 
             if i % 20 == 0:
                 seen.append(run.stats.points_logged)
                 assert seen[-1] <= i + 1
-    dips = [(a, b) for a, b in zip(seen, seen[1:], strict=False) if b < a]
+    dips = [(a, b) for a, b in itertools.pairwise(seen) if b < a]
     assert dips == []
     assert run.stats.points_logged == 60_000
 
@@ -568,4 +658,3 @@ def test_no_thread_outlives_the_run(store: str, tmp_path: Path) -> None:
             run.log_file(str(source))
             assert len(set(threading.enumerate()) - before) >= 1  # the flusher
     assert set(threading.enumerate()) == before
-

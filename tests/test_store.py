@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from numpy.typing import NDArray
 
 from _support import integrity
 from runstream import RunNotFoundError, SchemaError, StoreError, _aggregate
@@ -28,7 +29,7 @@ from runstream._store import (
 TS = 1_700_000_000.0
 
 
-def stats(points: list[tuple[int, float, float]]) -> np.ndarray:  # type: ignore[type-arg]
+def stats(points: list[tuple[int, float, float]]) -> NDArray[np.void]:
     steps = np.array([p[0] for p in points], dtype=np.int64)
     values = np.array([p[1] for p in points], dtype=np.float64)
     ts = np.array([p[2] for p in points], dtype=np.float64)
@@ -225,8 +226,8 @@ def test_each_flush_is_one_chunk_row_whatever_its_size(store: str) -> None:
                 run_id=key.run_id,
                 worker="w",
                 metrics={
-                    "loss": _aggregate.from_points(steps, steps * 0.5, np.full(n, TS)),
-                    "acc": _aggregate.from_points(steps, steps * 0.25, np.full(n, TS)),
+                    "loss": _aggregate.from_points(steps, steps * np.float64(0.5), np.full(n, TS)),
+                    "acc": _aggregate.from_points(steps, steps * np.float64(0.25), np.full(n, TS)),
                 },
             )
         )
@@ -267,7 +268,9 @@ def test_series_and_summaries_merge_exactly_across_flushes_and_workers(
     writes = []
     for worker, own in by_worker.items():
         size = data.draw(st.integers(1, len(own)), label=f"flush size of {worker}")
-        writes += [(own[i : i + size][-1][2], worker, own[i : i + size]) for i in range(0, len(own), size)]
+        writes += [
+            (own[i : i + size][-1][2], worker, own[i : i + size]) for i in range(0, len(own), size)
+        ]
     writes.sort(key=lambda w: w[0])
 
     with tempfile.TemporaryDirectory() as directory, LocalStore(directory) as local:
@@ -279,7 +282,12 @@ def test_series_and_summaries_merge_exactly_across_flushes_and_workers(
         summary = local.records([key])[0].metrics["m"]
         assert local.workers_of_metric(key.run_id, "m") == sorted(by_worker)
 
-    def check(series_steps: list[int], means: list[float], counts: list[int], pts: list[tuple[int, float, float]]) -> None:
+    def check(
+        series_steps: list[int],
+        means: list[float],
+        counts: list[int],
+        pts: list[tuple[int, float, float]],
+    ) -> None:
         groups: dict[int, list[float]] = {}
         for step, value, t in pts:
             groups.setdefault(step if step >= 0 else -(math.floor(t) + 1), []).append(value)
@@ -288,7 +296,9 @@ def test_series_and_summaries_merge_exactly_across_flushes_and_workers(
         for mean, step in zip(means, sorted(groups), strict=True):
             assert math.isclose(mean, math.fsum(groups[step]) / len(groups[step]), abs_tol=1e-9)
 
-    check(merged.step.tolist(), merged.mean.tolist(), merged.count.tolist(), [p[1:] for p in absolute])
+    check(
+        merged.step.tolist(), merged.mean.tolist(), merged.count.tolist(), [p[1:] for p in absolute]
+    )
     for worker, series in per_worker.items():
         check(series.step.tolist(), series.mean.tolist(), series.count.tolist(), by_worker[worker])
 
@@ -332,7 +342,11 @@ def test_a_failed_write_writes_nothing_and_a_retry_lands(store: str) -> None:
         batch = Batch(
             run_id=key.run_id,
             worker="w",
-            metrics={"new-metric": _aggregate.from_points(steps, steps * 1.0, np.full(n, TS))},
+            metrics={
+                "new-metric": _aggregate.from_points(
+                    steps, steps.astype(np.float64), np.full(n, TS)
+                )
+            },
             parameters=[ParameterWrite("lr", 0.1, TS)],
         )
         with pytest.raises(StoreError, match="database or disk is full"):

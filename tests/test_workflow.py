@@ -46,7 +46,8 @@ class LogisticModel:
     weights: NDArray[np.float64] = field(default_factory=lambda: np.zeros(3))
 
     def _predict(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
-        return 1.0 / (1.0 + np.exp(-(x @ self.weights[:2] + self.weights[2])))
+        logits: NDArray[np.float64] = x @ self.weights[:2] + self.weights[2]
+        return np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float64)
 
     def evaluate(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[float, float]:
         p = np.clip(self._predict(x), 1e-12, 1 - 1e-12)
@@ -148,7 +149,11 @@ def test_the_runs_read_back_exactly(store: str, trained: list[Trained]) -> None:
             values = [epoch[key] for epoch in t.history]
             summary = record.metrics[key]
             assert summary.count == EPOCHS
-            assert (summary.min, summary.max, summary.last) == (min(values), max(values), values[-1])
+            assert (summary.min, summary.max, summary.last) == (
+                min(values),
+                max(values),
+                values[-1],
+            )
             assert summary.avg == pytest.approx(sum(values) / EPOCHS, rel=1e-12)
             mean = sum(values) / EPOCHS
             std = math.sqrt(sum((v - mean) ** 2 for v in values) / EPOCHS)
@@ -166,12 +171,16 @@ def test_the_runs_read_back_exactly(store: str, trained: list[Trained]) -> None:
         assert train_input.size == t.train_file.stat().st_size
         model = record.artifacts.output["model"]
         assert (Path(store) / model.value).read_bytes() == t.model_file.read_bytes()
-        assert record.artifacts.output["model-uri"].value == f"s3://models/{t.run_name}/model.tar.gz"
+        assert (
+            record.artifacts.output["model-uri"].value == f"s3://models/{t.run_name}/model.tar.gz"
+        )
     # The model learned: the loss went down (the loop is real, not a fixture of numbers).
     assert trained[0].history[-1]["loss"] < trained[0].history[0]["loss"]
     names = [
         r.run_name
-        for r in list_runs("keras-mnist", sort_by=SortByType.NAME, sort_order=SortOrderType.ASCENDING, store=store)
+        for r in list_runs(
+            "keras-mnist", sort_by=SortByType.NAME, sort_order=SortOrderType.ASCENDING, store=store
+        )
     ]
     assert names == ["lr-0.05", "lr-0.5"]
     assert [e.experiment_name for e in Experiment.list(store=store)] == ["keras-mnist"]

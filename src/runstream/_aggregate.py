@@ -50,7 +50,6 @@ _FORMAT_STATS = b"S"
 _FORMAT_POINTS = b"P"
 
 
-
 def time_bucket_steps(steps: NDArray[np.int64], timestamps: NDArray[np.float64]) -> None:
     """Replace ``-1`` (no step) in place by the negative wall-clock-second bucket."""
     missing = steps < 0
