@@ -98,6 +98,21 @@ def test_close_is_for_runs_outside_a_block(store: str) -> None:
     assert run.record().status == "Completed"  # reopens the store to read
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "pattern"),
+    [
+        ("flush_interval", 0, "flush_interval must be a positive number of seconds, got 0"),
+        ("close_timeout", -1.0, "close_timeout must be a positive number of seconds, got -1.0"),
+        ("tick", 0.0, "tick must be a positive number of seconds, got 0.0"),
+        ("capacity", 1, "capacity must be an int of at least 2 points, got 1"),
+        ("capacity", 10.5, "capacity must be an int of at least 2 points, got 10.5"),
+    ],
+)
+def test_bad_engine_options_are_named(store: str, option: str, value: object, pattern: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(pattern)):
+        Run("exp", "run", store=store, **{option: value})  # type: ignore[arg-type]
+
+
 # -- status -------------------------------------------------------------------------------
 
 
@@ -255,6 +270,36 @@ def test_artifact_values_are_recorded(store: str) -> None:
     assert artifacts.input["data"].media_type == "text/csv"
     assert artifacts.output["model"].value == "s3://bucket/model.tar.gz"
     assert artifacts.output["model"].media_type is None  # none given, none stored (as the SDK)
+
+
+BAD_ARTIFACT_NAMES: list[tuple[str, object]] = [
+    ("log_artifact", None),
+    ("log_artifact", ""),
+    ("log_artifact", "a" * 129),
+    ("log_artifact", 42),
+    ("log_file", "a" * 129),  # log_file falls back to the file's name when given none
+    ("log_file", 42),
+]
+
+
+@pytest.mark.parametrize(("method", "name"), BAD_ARTIFACT_NAMES)
+def test_bad_artifact_names_are_refused_at_the_call(
+    store: str, method: str, name: Any, tmp_path: Path
+) -> None:
+    """A name the store cannot hold must fail the call, not every later write of the run."""
+    source = tmp_path / "f.txt"
+    source.write_text("x")
+    with Run("exp", "run", store=store) as run:
+        calls: dict[str, Callable[[], object]] = {
+            "log_artifact": lambda: run.log_artifact(name, "s3://b/k"),
+            "log_file": lambda: run.log_file(str(source), name=name),
+        }
+        with pytest.raises(ValueError, match="must be a string of 1 to 128 characters"):
+            calls[method]()
+        run.log_metric("loss", 1.0, step=0)
+        assert run.flush(timeout=30).stats.points_pending == 0
+    assert run.record().metrics["loss"].count == 1
+    assert run.record().artifacts.output == {}
 
 
 # -- files --------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ _OUTSIDE_CONTEXT = "This method should be called inside context of 'with' statem
 _MAX_PARAMETERS = 300
 _MAX_PARAMETER_NAME_LEN = 320
 _MAX_STRING_PARAMETER_LEN = 2500
+_MAX_ARTIFACT_NAME_LEN = 128
 
 
 class _TrialComponent:
@@ -353,6 +354,12 @@ class Run:
         )
 
     def _claim_artifact(self, name: str, is_output: bool) -> str:
+        # Checked here: a name the store refuses would fail every later write of the run.
+        if not isinstance(name, str) or not 1 <= len(name) <= _MAX_ARTIFACT_NAME_LEN:
+            raise ValueError(
+                f"artifact name {name!r} must be a string of 1 to {_MAX_ARTIFACT_NAME_LEN} "
+                "characters (the service's limit)"
+            )
         direction = "output" if is_output else "input"
         names = self._artifact_names[direction]
         if len(names) >= _names.MAX_ARTIFACTS:
