@@ -15,6 +15,8 @@ import numpy as np
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
+    from ._aggregate import StepStats
+
 __all__ = (
     "Artifact",
     "Artifacts",
@@ -114,18 +116,18 @@ class Series:
 
     __slots__ = ("count", "last", "max", "mean", "min", "name", "std", "step", "timestamp")
 
-    def __init__(self, name: str, stats: NDArray[np.void]) -> None:
+    def __init__(self, name: str, stats: StepStats) -> None:
+        # Arrays may be read-only views shared between fields; that is fine for readers.
         self.name = name
-        count = stats["count"]
-        self.step: NDArray[np.int64] = stats["step"].copy()
-        self.count: NDArray[np.int64] = count.copy()
+        self.step: NDArray[np.int64] = stats.step
+        self.count: NDArray[np.int64] = np.asarray(stats.count)
         with np.errstate(invalid="ignore", divide="ignore"):
-            self.mean: NDArray[np.float64] = stats["sum"] / count
-            self.std: NDArray[np.float64] = np.sqrt(stats["m2"] / count)
-        self.min: NDArray[np.float64] = stats["min"].copy()
-        self.max: NDArray[np.float64] = stats["max"].copy()
-        self.last: NDArray[np.float64] = stats["last"].copy()
-        self.timestamp: NDArray[np.float64] = stats["last_ts"].copy()
+            self.mean: NDArray[np.float64] = stats.sum / stats.count
+            self.std: NDArray[np.float64] = np.sqrt(stats.m2 / stats.count)
+        self.min: NDArray[np.float64] = stats.min
+        self.max: NDArray[np.float64] = stats.max
+        self.last: NDArray[np.float64] = stats.last
+        self.timestamp: NDArray[np.float64] = stats.last_ts
 
     def __len__(self) -> int:
         return len(self.step)

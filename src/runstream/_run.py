@@ -234,7 +234,7 @@ class Run:
             self._ingest.warn_nonfinite(name, value)
         if step is None:
             step = -1
-        elif type(step) is not int or not 0 <= step <= _names.MAX_STEP:
+        elif type(step) is not int or step < 0 or step > 2147483647:  # _names.MAX_STEP
             step = _names.check_step(step)
         if timestamp is not None:
             self._ingest.stamped.append((name, value, step, _names.coerce_timestamp(timestamp)))
@@ -247,7 +247,7 @@ class Run:
         """Record several metrics at one step; the same rules as :meth:`log_metric`."""
         if step is None:
             step = -1
-        elif type(step) is not int or not 0 <= step <= _names.MAX_STEP:
+        elif type(step) is not int or step < 0 or step > _names.MAX_STEP:
             step = _names.check_step(step)
         lists = self._lists
         for name, value in metrics.items():
