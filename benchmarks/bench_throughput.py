@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import gc
 import resource
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -101,11 +103,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--drain-points", type=int, default=5_000_000)
     parser.add_argument("--points", type=int, default=10_000_000)
+    parser.add_argument("--only", choices=["drain", "scalar", "batched"], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    print(describe())
-    drain_throughput(args.drain_points)
-    end_to_end(args.points, batched=False)
-    end_to_end(args.points, batched=True)
+    if args.only == "drain":
+        drain_throughput(args.drain_points)
+    elif args.only:
+        end_to_end(args.points, batched=args.only == "batched")
+    else:
+        # Each scenario in a fresh process, so peak memory is its own.
+        print(describe(), flush=True)
+        for only in ("drain", "scalar", "batched"):
+            subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--only",
+                    only,
+                    "--points",
+                    str(args.points),
+                    "--drain-points",
+                    str(args.drain_points),
+                ],
+                check=True,
+            )
 
 
 if __name__ == "__main__":

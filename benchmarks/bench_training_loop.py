@@ -78,7 +78,9 @@ def main() -> None:
     print(f"{args.rounds} rounds x {n} steps, {len(METRICS)} metrics per step")
     print(f"step without logging: {per_step_us:8.1f} us (median block)")
     print(f"step with logging:    {with_log / n * 1e6:8.1f} us")
-    print(f"overhead per step:    {overhead_us:8.2f} us ({overhead_us / len(METRICS):.2f} us/point)")
+    print(
+        f"overhead per step:    {overhead_us:8.2f} us ({overhead_us / len(METRICS):.2f} us/point)"
+    )
     print(f"slowdown:             {(with_log / base - 1) * 100:+8.2f} %")
     spread = (max(bare) - min(bare)) / base * 100
     print(f"noise (baseline block spread): {spread:.1f} %")

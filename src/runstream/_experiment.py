@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import enum
 import os
 from datetime import datetime
@@ -80,7 +81,11 @@ class Experiment:
 
     @classmethod
     def load(
-        cls, experiment_name: str, sagemaker_session: object | None = None, *, store: StorePath = None
+        cls,
+        experiment_name: str,
+        sagemaker_session: object | None = None,
+        *,
+        store: StorePath = None,
     ) -> Experiment:
         """Load an experiment. :raises RunNotFoundError: if there is none by that name."""
         with LocalStore(store) as local:
@@ -103,7 +108,7 @@ class Experiment:
         return cls.load(name, store=store)
 
     @classmethod
-    def list(cls, *, store: StorePath = None) -> list[Experiment]:
+    def list(cls, *, store: StorePath = None) -> builtins.list[Experiment]:
         """Every experiment in the store, oldest first."""
         with LocalStore(store) as local:
             records = local.list_experiments()
@@ -112,7 +117,7 @@ class Experiment:
             for r in records
         ]
 
-    def list_runs(self) -> list[Run]:
+    def list_runs(self) -> builtins.list[Run]:
         return list_runs(self.experiment_name, store=self._store_path)
 
     def delete(self) -> None:
@@ -176,5 +181,3 @@ def list_runs(
     if max_results is not None:
         keys = keys[:max_results]
     return [Run._from_store(local, key) for key, _ in keys]
-
-

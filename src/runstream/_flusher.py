@@ -13,10 +13,10 @@ back-off: nothing is dropped, and the counters say what is pending.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
-import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -24,11 +24,10 @@ import anyio
 from anyio.abc import TaskStatus
 
 from ._files import store_file
-from ._store import Batch
 
 if TYPE_CHECKING:
     from ._ingest import Ingest, PendingFile
-    from ._store import LocalStore
+    from ._store import Batch, LocalStore
 
 __all__ = ("Flusher",)
 

@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import _aggregate
-from ._aggregate import StepStats
 from ._store import ArtifactWrite, Batch, ParameterWrite
 
 if TYPE_CHECKING:
+    from ._aggregate import StepStats
     from ._records import Artifact, ParameterValue
 
 __all__ = ("Ingest", "PendingFile")

@@ -24,11 +24,12 @@ from typing import Any
 import anyio
 
 from . import _names
-from ._environment import exported_identity, run_from_environment, worker_identity
+from ._distributed import lookup_run, publish_run
+from ._environment import exported_identity, run_from_environment, worker_identity, world_size
 from ._exceptions import FlushTimeoutError
 from ._flusher import Flusher
 from ._ingest import Ingest, PendingFile
-from ._records import Artifact, ParameterValue, RunRecord, RunStats, Series
+from ._records import Artifact, ParameterValue, RunRecord, RunStats, Series, Stragglers
 from ._store import LocalStore, RunKey, resolve_store_path
 
 __all__ = ("Flush", "Run", "current_run", "load_run")
@@ -402,7 +403,8 @@ class Run:
     ) -> None:
         if self._exit_nested():
             return
-        assert self._flusher is not None and self._thread is not None
+        assert self._flusher is not None
+        assert self._thread is not None
         self._deactivate()
         generation = self._flusher.request_close()
         if not self._flusher.wait_sync(generation, self._close_timeout):
@@ -418,7 +420,8 @@ class Run:
     ) -> None:
         if self._exit_nested():
             return
-        assert self._flusher is not None and self._exit_stack is not None
+        assert self._flusher is not None
+        assert self._exit_stack is not None
         self._deactivate()
         with anyio.CancelScope(shield=True):
             generation = self._flusher.request_close()
@@ -458,7 +461,13 @@ class Run:
         params, inputs, outputs = store.existing_names(self._key.run_id)
         self._parameter_names = params
         self._artifact_names = {"input": inputs, "output": outputs}
-        store.set_worker_status(self._key.run_id, self.worker, "InProgress", started=time.time())
+        store.set_worker_status(
+            self._key.run_id,
+            self.worker,
+            "InProgress",
+            started=time.time(),
+            world_size=world_size(),
+        )
 
     def _activate(self) -> None:
         self._lists = {}
@@ -466,6 +475,7 @@ class Run:
         self._token = _current.set(self)
         self._env = exported_identity(self.experiment_name, self.run_name, self.store_path)
         self._env.__enter__()
+        publish_run(self.experiment_name, self.run_name, self.store_path)
 
     def _make_flusher(self) -> Flusher:
         assert self._store is not None
@@ -494,7 +504,8 @@ class Run:
 
     def _finish(self, exc: BaseException | None) -> None:
         """Record the outcome after the last flush, so Completed means the data is in."""
-        assert self._store is not None and self._flusher is not None
+        assert self._store is not None
+        assert self._flusher is not None
         flusher = self._flusher
         if flusher.pending_points or flusher.files_pending or flusher.abandoned:
             stats = self.stats
@@ -527,9 +538,8 @@ class Run:
         self._check_context()
         assert self._flusher is not None
         generation = self._flusher.request_flush()
-        if self._thread is not None:
-            if not self._flusher.wait_sync(generation, timeout):
-                raise self._timeout_error(timeout)
+        if self._thread is not None and not self._flusher.wait_sync(generation, timeout):
+            raise self._timeout_error(timeout)
         return Flush(self, generation, timeout)
 
     async def _await_flush(self, generation: int, timeout: float | None) -> RunStats:
@@ -582,6 +592,14 @@ class Run:
     def series(self, metric_name: str, worker: str | None = None) -> Series:
         """A metric's series by step, merged over workers unless ``worker`` names one."""
         return self._store_or_open().series(self._key.run_id, metric_name, worker)
+
+    def worker_series(self, metric_name: str) -> dict[str, Series]:
+        """The metric's series for each worker that logged it (the per-worker view)."""
+        return self._store_or_open().worker_series(self._key.run_id, metric_name)
+
+    def stragglers(self, metric_name: str) -> Stragglers:
+        """Per step, the worker with the largest value (the slowest, for a step time)."""
+        return self._store_or_open().stragglers(self._key.run_id, metric_name)
 
     def close(self) -> None:
         """Release the store connection of a run that is not in a ``with`` block."""
@@ -636,9 +654,12 @@ def load_run(
     *,
     store: str | os.PathLike[str] | None = None,
     worker: str | None = None,
+    wait: float = 60.0,
 ) -> Run:
     """Find the run to log into: explicit names, then the run in context, then the
-    environment a parent run exported (see :mod:`runstream._environment`).
+    environment a parent run exported (see :mod:`runstream._environment`), then, in a
+    ``torch.distributed`` job, the run another rank entered (waiting up to ``wait`` seconds
+    for it).
 
     :raises ValueError: ``run_name`` without ``experiment_name``
     :raises RuntimeError: no run could be found
@@ -667,7 +688,7 @@ def load_run(
         )
     elif (current := _current.get()) is not None:
         run = current
-    elif (exported := run_from_environment()) is not None:
+    elif (exported := run_from_environment() or lookup_run(wait)) is not None:
         experiment, name, exported_store = exported
         run = Run(
             experiment,
