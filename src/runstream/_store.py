@@ -217,6 +217,7 @@ class LocalStore:
             raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc
         self._lock = threading.RLock()
         self._metric_ids: dict[tuple[int, str], int] = {}
+        self._conflicts_warned: set[tuple[int, str]] = set()
         with self._errors("open"):
             self._db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             # Chunks are blobs of up to megabytes: large pages mean far fewer overflow pages
