@@ -103,7 +103,12 @@ def test_a_killed_worker_leaves_the_others_intact(tmp_path: Path) -> None:
     assert record.message is not None
     assert "worker w7 has not finished" in record.message
     by_worker = {w.worker: w.status for w in record.workers}
-    assert by_worker == {"w0": "Completed", "w1": "Completed", "w2": "Completed", "w7": "InProgress"}
+    assert by_worker == {
+        "w0": "Completed",
+        "w1": "Completed",
+        "w2": "Completed",
+        "w7": "InProgress",
+    }
     per_worker = run.worker_series("loss")
     for index in range(3):
         assert int(per_worker[f"w{index}"].count.sum()) == steps
