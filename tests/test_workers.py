@@ -244,9 +244,7 @@ def test_torch_distributed_gloo_ranks_share_one_run(tmp_path: Path) -> None:
             MASTER_ADDR="127.0.0.1",
             MASTER_PORT=str(port),
         )
-        procs.append(
-            subprocess.Popen([sys.executable, "-c", TORCH_RANK, str(tmp_path)], env=env)
-        )
+        procs.append(subprocess.Popen([sys.executable, "-c", TORCH_RANK, str(tmp_path)], env=env))
     assert [p.wait(timeout=240) for p in procs] == [0] * world
     run = runstream.list_runs("ddp", store=tmp_path)[0]
     record = run.record()
