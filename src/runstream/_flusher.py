@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
+import anyio.abc
 from anyio.abc import TaskStatus
 
 from ._files import store_file
@@ -44,6 +45,7 @@ class Flusher:
     :param tick: seconds between drains (and the timestamp resolution of unstamped points)
     :param flush_interval: seconds between store writes
     :param high_water: pending points that trigger a write before the interval
+    :param final_timeout: seconds the last write may take once the loop has ended
     :param max_concurrent_files: file copies in flight at once
     """
 
@@ -57,6 +59,7 @@ class Flusher:
         tick: float,
         flush_interval: float,
         high_water: int,
+        final_timeout: float = 60.0,
         max_concurrent_files: int = 4,
     ) -> None:
         self._ingest = ingest
@@ -67,6 +70,7 @@ class Flusher:
         self._interval = flush_interval
         self._high_water = high_water
         self._files_limiter = max_concurrent_files
+        self._final_timeout = final_timeout
         self._unwritten: Batch | None = None
         self._closing = False
         self._requested = 0  # generation asked for by flush()
@@ -143,35 +147,46 @@ class Flusher:
         *,
         task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Run until :meth:`request_close`, then write everything and return."""
+        """Run until :meth:`request_close`, then write everything and return.
+
+        The last write sits in a shielded ``finally``: when the caller's task is cancelled
+        (``async with`` inside a timeout, say), what was logged still reaches the store.
+        """
+        try:
+            async with anyio.create_task_group() as files:
+                task_status.started()
+                await self._loop(run_blocking, files)
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(self._final_timeout):
+                # Files finished copying after the last write: their artifacts are pending.
+                await run_blocking(self._ingest.drain)
+                await run_blocking(self._write_pending)
+            self.mark_stopped()
+
+    async def _loop(self, run_blocking: BlockingRunner, files: anyio.abc.TaskGroup) -> None:
         limiter = anyio.CapacityLimiter(self._files_limiter)
         last_write = time.monotonic()
-        async with anyio.create_task_group() as files:
-            task_status.started()
-            while True:
-                await anyio.sleep(self._tick)
-                closing = self._closing
-                requested = self._requested
-                await run_blocking(self._ingest.drain)
-                for pending in self._ingest.take_files():
-                    self.files_pending += 1
-                    files.start_soon(self._copy_file, pending, run_blocking, limiter)
-                due = (
-                    requested > self._completed
-                    or time.monotonic() - last_write >= self._interval
-                    or self._ingest.pending_points >= self._high_water
-                )
-                if due and time.monotonic() >= self._next_attempt:
-                    last_write = time.monotonic()
-                    if await run_blocking(self._write_pending) and not self.files_pending:
-                        self._complete(requested)
-                if closing and (
-                    self._abandoned or (self._unwritten is None and not self.files_pending)
-                ):
-                    break
-        # Files finished copying after the last write: their artifacts are in the ingest.
-        await run_blocking(self._write_pending)
-        self._complete(self._requested)
+        while True:
+            await anyio.sleep(self._tick)
+            closing = self._closing
+            requested = self._requested
+            await run_blocking(self._ingest.drain)
+            for pending in self._ingest.take_files():
+                self.files_pending += 1
+                files.start_soon(self._copy_file, pending, run_blocking, limiter)
+            due = (
+                requested > self._completed
+                or time.monotonic() - last_write >= self._interval
+                or self._ingest.pending_points >= self._high_water
+            )
+            if due and time.monotonic() >= self._next_attempt:
+                last_write = time.monotonic()
+                if await run_blocking(self._write_pending) and not self.files_pending:
+                    self._complete(requested)
+            if closing and (
+                self._abandoned or (self._unwritten is None and not self.files_pending)
+            ):
+                return
 
     def _complete(self, generation: int) -> None:
         with self._cond:

@@ -423,11 +423,14 @@ class Run:
         assert self._flusher is not None
         assert self._exit_stack is not None
         self._deactivate()
+        # Shielded: a cancelled task still gets its data written (bounded by close_timeout).
+        # The task group is left outside the shield, in the scope it was entered in.
+        generation = self._flusher.request_close()
         with anyio.CancelScope(shield=True):
-            generation = self._flusher.request_close()
             if not await self._flusher.wait_async(generation, self._close_timeout):
                 self._flusher.abandon()
-            await self._exit_stack.aclose()
+        await self._exit_stack.aclose()
+        with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(self._finish, exc)
 
     def _enter_nested(self) -> bool:
@@ -487,6 +490,7 @@ class Run:
             tick=self._tick,
             flush_interval=self._flush_interval,
             high_water=max(1, self._capacity // 2),
+            final_timeout=self._close_timeout,
         )
 
     def _deactivate(self) -> None:
@@ -518,7 +522,8 @@ class Run:
             )
         status, message = "Completed", None
         if exc is not None:
-            status = "Failed"
+            # An error fails the run; an interruption (Ctrl-C, cancellation, exit) stops it.
+            status = "Failed" if isinstance(exc, Exception) else "Stopped"
             message = str(exc)[: _names.MAX_STATUS_MESSAGE_LEN] or type(exc).__name__
         try:
             self._store.set_worker_status(

@@ -705,15 +705,17 @@ def _summary_record(row: StepStats) -> MetricSummary:
 
 
 def _derive_status(workers: list[WorkerRecord], world_size: int | None) -> tuple[str, str | None]:
-    """The run's status from its workers': Failed if any failed; Completed only when every
-    worker completed (all ``world_size`` of them, when the launcher said how many)."""
+    """The run's status from its workers': Failed if any failed (else Stopped if any was
+    interrupted); Completed only when every worker completed (all ``world_size`` of them,
+    when the launcher said how many)."""
     if not workers:
         return "InProgress", None
-    failed = [w for w in workers if w.status == "Failed"]
-    if failed:
-        if len(workers) == 1:
-            return "Failed", failed[0].message
-        return "Failed", "; ".join(f"worker {w.worker}: {w.message}" for w in failed)
+    for ending in ("Failed", "Stopped"):
+        ended = [w for w in workers if w.status == ending]
+        if ended:
+            if len(workers) == 1:
+                return ending, ended[0].message
+            return ending, "; ".join(f"worker {w.worker}: {w.message}" for w in ended)
     unfinished = [w.worker for w in workers if w.status != "Completed"]
     missing = max(0, (world_size or 0) - len(workers))
     if not unfinished and not missing:
