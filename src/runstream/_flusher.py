@@ -25,6 +25,7 @@ import anyio.abc
 from anyio.abc import TaskStatus
 
 from ._files import store_file
+from ._spill import spill_batch
 
 if TYPE_CHECKING:
     from ._ingest import Ingest, PendingFile
@@ -79,6 +80,7 @@ class Flusher:
         self._backoff = 0.0
         self._next_attempt = 0.0
         self.points_written = 0
+        self.points_spilled = 0
         self.flushes = 0
         self.write_errors = 0
         self.files_pending = 0
@@ -157,10 +159,12 @@ class Flusher:
                 task_status.started()
                 await self._loop(run_blocking, files)
         finally:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(self._final_timeout):
-                # Files finished copying after the last write: their artifacts are pending.
-                await run_blocking(self._ingest.drain)
-                await run_blocking(self._write_pending)
+            with anyio.CancelScope(shield=True):
+                with anyio.move_on_after(self._final_timeout):
+                    # Files finished copying after the last write: their artifacts are pending.
+                    await run_blocking(self._ingest.drain)
+                    await run_blocking(self._write_pending)
+                await run_blocking(self._spill_unwritten)
             self.mark_stopped()
 
     async def _loop(self, run_blocking: BlockingRunner, files: anyio.abc.TaskGroup) -> None:
@@ -208,6 +212,27 @@ class Flusher:
         self._ingest.artifacts.append((pending.direction, pending.name, artifact, time.time()))
         self.files_pending -= 1
         self.files_written += 1
+
+    def _spill_unwritten(self) -> None:
+        """The store would not take the last batch: keep it in a file beside the store."""
+        self._ingest.drain()
+        batch = self._ingest.take_batch(self._run_id, self._worker)
+        if self._unwritten is not None:
+            self._unwritten.absorb(batch)
+            batch, self._unwritten = self._unwritten, None
+        if batch.is_empty():
+            return
+        try:
+            path = spill_batch(batch, self._store.path)
+        except OSError as exc:
+            self._unwritten = batch
+            self._record_error(f"could not spill {batch.points} unwritten points: {exc}")
+            return
+        self.points_spilled += batch.points
+        self._record_error(
+            f"the store did not take {batch.points} points before closing; kept in {path} "
+            "and written by the next run that opens this store"
+        )
 
     def _write_pending(self) -> bool:
         """Write what is pending (blocking). True when nothing is left unwritten."""

@@ -30,6 +30,7 @@ from ._exceptions import FlushTimeoutError
 from ._flusher import Flusher
 from ._ingest import Ingest, PendingFile
 from ._records import Artifact, ParameterValue, RunRecord, RunStats, Series, Stragglers
+from ._spill import replay_spills
 from ._store import LocalStore, RunKey, resolve_store_path
 
 __all__ = ("Flush", "Run", "current_run", "load_run")
@@ -461,6 +462,7 @@ class Run:
         self._activate()
 
     def _mark_started(self, store: LocalStore) -> None:
+        replay_spills(store)
         params, inputs, outputs = store.existing_names(self._key.run_id)
         self._parameter_names = params
         self._artifact_names = {"input": inputs, "output": outputs}
@@ -511,12 +513,14 @@ class Run:
         assert self._store is not None
         assert self._flusher is not None
         flusher = self._flusher
-        if flusher.pending_points or flusher.files_pending or flusher.abandoned:
+        if flusher.pending_points or flusher.files_pending or flusher.points_spilled:
             stats = self.stats
             warnings.warn(
-                f"runstream: closing run {self.run_name!r} gave up after {self._close_timeout}s "
-                f"with {stats.points_pending} points, {stats.parameters_pending} parameters and "
-                f"{stats.files_pending} files not written; last error: {stats.last_error}",
+                f"runstream: closing run {self.run_name!r}: the store did not take everything "
+                f"within {self._close_timeout}s: {stats.points_spilled} points spilled to "
+                f"{self._store_path / 'spill'} (written by the next run), "
+                f"{stats.points_pending} points and {stats.files_pending} files not written; "
+                f"last error: {stats.last_error}",
                 RuntimeWarning,
                 stacklevel=3,
             )
@@ -576,9 +580,10 @@ class Run:
             )
         pending = flusher.pending_points
         return RunStats(
-            points_logged=flusher.points_written + pending,
+            points_logged=flusher.points_written + pending + flusher.points_spilled,
             points_written=flusher.points_written,
             points_pending=pending,
+            points_spilled=flusher.points_spilled,
             parameters_pending=len(ingest.parameters) + flusher.unwritten_parameters,
             files_pending=flusher.files_pending + len(ingest.files),
             files_written=flusher.files_written,
