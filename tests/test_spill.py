@@ -16,14 +16,13 @@ def test_a_locked_store_spills_at_close_and_the_next_run_writes_it(tmp_path: Pat
     # Another connection holds the write lock for longer than the run may take to close.
     blocker = sqlite3.connect(tmp_path / "runstream.db", isolation_level=None)
     run._store._db.execute("PRAGMA busy_timeout = 50")  # type: ignore[union-attr]
-    with (
-        pytest.warns(RuntimeWarning, match="points spilled"),
-        run,
-    ):
-        run.log_parameter("lr", 0.5)
-        for step in range(1000):
-            run.log_metric("loss", 1.0 / (step + 1), step=step)
-        blocker.execute("BEGIN EXCLUSIVE")
+    run.__enter__()
+    run.log_parameter("lr", 0.5)
+    for step in range(1000):
+        run.log_metric("loss", 1.0 / (step + 1), step=step)
+    blocker.execute("BEGIN EXCLUSIVE")
+    with pytest.warns(RuntimeWarning, match="points spilled"):
+        run.__exit__(None, None, None)
     stats = run.stats
     assert stats.points_written == 0
     assert stats.points_spilled == 1000
