@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import runstream
-from runstream import _cli
+import runstream._cli as _cli
 
 SRC = str(Path(runstream.__file__).resolve().parent.parent)
 
