@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,30 @@ def test_a_locked_store_spills_at_close_and_the_next_run_writes_it(tmp_path: Pat
     assert metrics.metrics["loss"].max == 1.0
     assert metrics.parameters == {"lr": 0.5}
     assert threading.active_count() == 1
+
+
+def test_a_long_outage_spills_to_disk_and_recovers_mid_run(tmp_path: Path) -> None:
+    with runstream.Run("spill", "outage", store=tmp_path, tick=0.01, flush_interval=0.01) as run:
+        assert run._flusher is not None
+        run._flusher._spill_rows = 100  # hold at most 100 unwritten rows in memory
+        run._store._db.execute("PRAGMA busy_timeout = 10")  # type: ignore[union-attr]
+        blocker = sqlite3.connect(tmp_path / "runstream.db", isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        for step in range(5000):
+            run.log_metric("loss", float(step), step=step)
+        deadline = time.monotonic() + 60
+        while run.stats.points_spilled < 5000 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        during = run.stats
+        assert during.points_spilled == 5000  # all of it on disk, none held in memory
+        assert during.points_written == 0
+        assert len(list((tmp_path / "spill").glob("*.batch"))) >= 1
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        after = run.flush().stats
+    assert after.points_spilled == 0
+    assert after.points_written == 5000
+    assert not list((tmp_path / "spill").iterdir())
+    series = run.series("loss")
+    assert series.count.sum() == 5000
+    assert series.mean.tolist() == [float(s) for s in range(5000)]

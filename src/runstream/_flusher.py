@@ -18,6 +18,7 @@ import math
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -25,7 +26,7 @@ import anyio.abc
 from anyio.abc import TaskStatus
 
 from ._files import store_file
-from ._spill import spill_batch
+from ._spill import replay_spills, spill_batch
 
 if TYPE_CHECKING:
     from ._ingest import Ingest, PendingFile
@@ -47,6 +48,7 @@ class Flusher:
     :param flush_interval: seconds between store writes
     :param high_water: pending points that trigger a write before the interval
     :param final_timeout: seconds the last write may take once the loop has ended
+    :param spill_rows: step rows an unwritten batch may hold in memory before it is spilled
     :param max_concurrent_files: file copies in flight at once
     """
 
@@ -61,6 +63,7 @@ class Flusher:
         flush_interval: float,
         high_water: int,
         final_timeout: float = 60.0,
+        spill_rows: int = 4_000_000,
         max_concurrent_files: int = 4,
     ) -> None:
         self._ingest = ingest
@@ -81,6 +84,8 @@ class Flusher:
         self._next_attempt = 0.0
         self.points_written = 0
         self.points_spilled = 0
+        self._spilled: dict[Path, int] = {}  # spilled during the run, replayed on recovery
+        self._spill_rows = spill_rows
         self.flushes = 0
         self.write_errors = 0
         self.files_pending = 0
@@ -241,19 +246,47 @@ class Flusher:
             self._unwritten.absorb(batch)
             batch, self._unwritten = self._unwritten, None
         if batch.is_empty():
-            return True
+            return self._replay_spilled()
         try:
             self._store.write(batch)
         except Exception as exc:  # never let the store crash or block training
-            self._unwritten = batch
             self.write_errors += 1
             self._backoff = min(_MAX_BACKOFF, max(self._tick, self._backoff * 2))
             self._next_attempt = time.monotonic() + self._backoff
             self._record_error(f"store write failed, will retry: {exc}")
+            self._keep_unwritten(batch)
             return False
         self._backoff = 0.0
         self.points_written += batch.points
         self.flushes += 1
+        return self._replay_spilled()
+
+    def _keep_unwritten(self, batch: Batch) -> None:
+        """Hold a failed batch for the retry; past ``spill_rows`` rows, hold it on disk
+        instead, so a long outage cannot grow memory without bound."""
+        if sum(len(stats) for stats in batch.metrics.values()) <= self._spill_rows:
+            self._unwritten = batch
+            return
+        try:
+            self._spilled[spill_batch(batch, self._store.path)] = batch.points
+        except OSError as exc:
+            self._unwritten = batch
+            self._record_error(f"could not spill {batch.points} unwritten points: {exc}")
+            return
+        self.points_spilled += batch.points
+
+    def _replay_spilled(self) -> bool:
+        """The store is back: write in what this run spilled during the outage. True when
+        nothing spilled is left."""
+        for path, points in list(self._spilled.items()):
+            try:
+                replay_spills(self._store, only=[path])
+            except Exception as exc:  # the store failed again: the file stays for later
+                self._record_error(f"replaying spilled points failed, will retry: {exc}")
+                return False
+            del self._spilled[path]
+            self.points_spilled -= points
+            self.points_written += points
         return True
 
     def _record_error(self, message: str) -> None:

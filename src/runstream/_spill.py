@@ -54,18 +54,26 @@ def spill_batch(batch: Batch, store_path: Path) -> Path:
     return target
 
 
-def replay_spills(store: LocalStore) -> int:
-    """Write every spilled batch into the store, oldest first; returns the points replayed.
+def replay_spills(store: LocalStore, only: list[Path] | None = None) -> int:
+    """Write spilled batches into the store, oldest first; returns the points replayed.
 
-    A batch that still cannot be written stays on disk for the next attempt.
+    Each file is claimed by renaming it first, so two processes never write one twice. A
+    batch that cannot be written goes back for the next attempt.
     """
     folder = store.path / "spill"
-    if not folder.is_dir():
-        return 0
+    if only is None:
+        if not folder.is_dir():
+            return 0
+        only = sorted(folder.glob(f"*{_SUFFIX}"), key=lambda p: p.stat().st_mtime)
     replayed = 0
     decoder = msgspec.msgpack.Decoder(_Spilled)
-    for path in sorted(folder.glob(f"*{_SUFFIX}"), key=lambda p: p.stat().st_mtime):
-        record = decoder.decode(path.read_bytes())
+    for path in only:
+        claimed = path.with_name(f"{path.name}.{os.getpid()}.claimed")
+        try:
+            os.rename(path, claimed)
+        except FileNotFoundError:  # another process took it
+            continue
+        record = decoder.decode(claimed.read_bytes())
         batch = Batch(
             run_id=record.run_id,
             worker=record.worker,
@@ -73,8 +81,12 @@ def replay_spills(store: LocalStore) -> int:
             parameters=[ParameterWrite(n, v, ts) for n, v, ts in record.parameters],
             artifacts=[ArtifactWrite(d, n, a, ts) for d, n, a, ts in record.artifacts],
         )
-        store.write(batch)
-        path.unlink()
+        try:
+            store.write(batch)
+        except BaseException:
+            os.rename(claimed, path)
+            raise
+        claimed.unlink()
         replayed += batch.points
         _log.warning(
             "runstream: wrote %d spilled points from %s into the store", batch.points, path
