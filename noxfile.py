@@ -37,7 +37,7 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """The core benchmarks: hot-path cost, training-loop slowdown, flusher throughput."""
+    """The core benchmarks: hot-path cost, training-loop slowdown, throughput, workers."""
     install(session, "bench")
-    for script in ("bench_log_metric", "bench_training_loop", "bench_throughput"):
+    for script in ("bench_log_metric", "bench_training_loop", "bench_throughput", "bench_workers"):
         session.run("python", f"benchmarks/{script}.py", *session.posargs)
