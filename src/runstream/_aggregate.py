@@ -105,13 +105,15 @@ def _reduce(rows: NDArray[np.void], starts: NDArray[np.intp]) -> NDArray[np.void
     """Reduce runs of equal steps (``starts`` marks each run) with exact merge rules."""
     ends = np.append(starts[1:], len(rows)) - 1
     count = np.add.reduceat(rows["count"], starts)
-    total = np.add.reduceat(rows["sum"], starts)
-    mean = total / count
-    # Chan's parallel variance: M2 = sum(M2_i) + sum(n_i * (mean_i - mean)^2).
     group_of = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(rows))))
-    with np.errstate(invalid="ignore", divide="ignore"):
+    # Diverging values (1e300, inf, NaN) are data, not errors: they overflow to inf/NaN
+    # here by design, and a warning (an error under -W error) must not fail the flush.
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        total = np.add.reduceat(rows["sum"], starts)
+        mean = total / count
+        # Chan's parallel variance: M2 = sum(M2_i) + sum(n_i * (mean_i - mean)^2).
         deviation = rows["sum"] / rows["count"] - mean[group_of]
-    m2 = np.add.reduceat(rows["m2"] + rows["count"] * deviation * deviation, starts)
+        m2 = np.add.reduceat(rows["m2"] + rows["count"] * deviation * deviation, starts)
     out = np.empty(len(starts), dtype=STATS_DTYPE)
     out["step"] = rows["step"][starts]
     out["count"] = count
