@@ -15,12 +15,14 @@ import importlib
 import math
 import os
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._exceptions import RunNotFoundError
 from ._names import run_group_name
-from ._records import RunRecord, Series
 from ._store import LocalStore
+
+if TYPE_CHECKING:
+    from ._records import RunRecord, Series
 
 __all__ = ("STATISTICS", "ExperimentAnalytics", "best_run", "run_table", "select_best")
 
@@ -171,9 +173,11 @@ def _row(
         "StartTime": run.start_time,
         "EndTime": run.end_time,
     }
-    for name, value in sorted(run.parameters.items()):
-        if parameter_names is None or name in parameter_names:
-            row[name] = value
+    row.update(
+        (name, value)
+        for name, value in sorted(run.parameters.items())
+        if parameter_names is None or name in parameter_names
+    )
     for name, summary in sorted(run.metrics.items()):
         if metric_names is None or name in metric_names:
             for stat, field in STATISTICS.items():
@@ -234,9 +238,7 @@ def select_best(
     """
     field = _stat_field(stat)
     scored = [
-        (float(getattr(r.metrics[metric_name], field)), r)
-        for r in runs
-        if metric_name in r.metrics
+        (float(getattr(r.metrics[metric_name], field)), r) for r in runs if metric_name in r.metrics
     ]
     scored = [(value, r) for value, r in scored if not math.isnan(value)]
     if not scored:

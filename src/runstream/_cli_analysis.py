@@ -14,14 +14,16 @@ import io
 import sys
 import webbrowser
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from ._analytics import STATISTICS, read_runs, run_table, select_best
 from ._cli import command, table
-from ._records import RunRecord
-from ._store import LocalStore
+
+if TYPE_CHECKING:
+    from ._records import RunRecord
+    from ._store import LocalStore
 
 __all__ = ("EXPORT_FORMATS",)
 
@@ -82,11 +84,13 @@ def compare_table(
         values = [r.parameters.get(p) for r in records]
         differs = len({repr(v) for v in values}) > 1
         rows.append([f"{p} *" if differs else p, *values])
-    for m in names:
-        rows.append(
-            [f"{m} ({stat})", *(getattr(r.metrics[m], field) if m in r.metrics else None
-                                for r in records)]
-        )
+    rows.extend(
+        [
+            f"{m} ({stat})",
+            *(getattr(r.metrics[m], field) if m in r.metrics else None for r in records),
+        ]
+        for m in names
+    )
     return table(["", *(r.run_name for r in records)], rows)
 
 
@@ -108,7 +112,9 @@ def _best(args: argparse.Namespace, store: LocalStore) -> Any:
     record, value = select_best(runs, args.metric, maximize=args.maximize, stat=args.stat)
     if not args.json:
         direction = "highest" if args.maximize else "lowest"
-        print(f"best run by {args.metric} ({args.stat}, {direction}): {record.run_name} = {value:.6g}")
+        print(
+            f"best run by {args.metric} ({args.stat}, {direction}): {record.run_name} = {value:.6g}"
+        )
         params = sorted(record.parameters.items())
         if params:
             print(table(["parameter", "value"], params))
@@ -142,9 +148,7 @@ def _export_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-@command("export", "export runs (or their series) as CSV, JSON lines or Parquet")(
-    _export_arguments
-)
+@command("export", "export runs (or their series) as CSV, JSON lines or Parquet")(_export_arguments)
 def _export(args: argparse.Namespace, store: LocalStore) -> Any:
     fmt = args.format or _format_of(args.output)
     if args.output is None and (fmt == "parquet" or args.json):
@@ -179,8 +183,12 @@ def series_rows(store: LocalStore, runs: list[RunRecord]) -> list[dict[str, Any]
                 row = msgspec.structs.asdict(r)
                 del row["name"]
                 rows.append(
-                    {"ExperimentName": run.experiment_name, "RunName": run.run_name,
-                     "MetricName": metric, **row}
+                    {
+                        "ExperimentName": run.experiment_name,
+                        "RunName": run.run_name,
+                        "MetricName": metric,
+                        **row,
+                    }
                 )
     return rows
 
@@ -195,8 +203,9 @@ def _encode(rows: list[dict[str, Any]], fmt: str) -> bytes:
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: _json.encode(v).decode() if isinstance(v, list) else v
-                         for k, v in row.items()})
+        writer.writerow(
+            {k: _json.encode(v).decode() if isinstance(v, list) else v for k, v in row.items()}
+        )
     return out.getvalue().encode()
 
 
@@ -269,15 +278,21 @@ def _demo(args: argparse.Namespace, store: LocalStore) -> Any:
     if not args.json:
         exp = result.experiment_name
         flag = "" if args.store is None else f" --store {args.store}"
-        print(f"runstream demo: trained {len(result.run_names)} runs of experiment {exp!r} "
-              f"and 1 unassigned run in {result.seconds:.1f} s")
+        print(
+            f"runstream demo: trained {len(result.run_names)} runs of experiment {exp!r} "
+            f"and 1 unassigned run in {result.seconds:.1f} s"
+        )
         print(f"  a learning-rate sweep: {', '.join(result.run_names[:-2])}")
-        print(f"  {result.diverged_run}: the loss diverged to NaN at step {result.diverged_at} "
-              "(run Failed; the NaN is kept)")
+        print(
+            f"  {result.diverged_run}: the loss diverged to NaN at step {result.diverged_at} "
+            "(run Failed; the NaN is kept)"
+        )
         print(f"  {result.parallel_run}: two workers logging into one run")
-        print(f"  {result.unassigned_run} (unassigned): evaluates the best run, "
-              f"{result.best_run}, and logs confusion.csv; test accuracy "
-              f"{result.best_accuracy:.3f}")
+        print(
+            f"  {result.unassigned_run} (unassigned): evaluates the best run, "
+            f"{result.best_run}, and logs confusion.csv; test accuracy "
+            f"{result.best_accuracy:.3f}"
+        )
         print(f"\nResults are in {store.path}\n\nLook at them:")
         print(f"  runstream ui{flag}        # the dashboard, at http://127.0.0.1:8765/")
         print(f"  runstream runs {exp}{flag}")

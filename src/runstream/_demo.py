@@ -137,7 +137,7 @@ def _train_parallel(experiment: str, name: str, data: Data, lr: float, store: Pa
     grads: list[list[object]] = [[], []]
 
     def average() -> None:  # runs once per step, after both workers computed theirs
-        model.step([(a + b) / 2 for a, b in zip(*grads, strict=True)], lr)  # type: ignore[operator]
+        model.step([(a + b) / 2 for a, b in zip(*grads, strict=True)], lr)
 
     barrier = threading.Barrier(2, action=average)
 
@@ -153,7 +153,9 @@ def _train_parallel(experiment: str, name: str, data: Data, lr: float, store: Pa
                 barrier.wait()  # the model is updated when both workers are here
                 if rank == 0 and (epoch % 10 == 9 or epoch == EPOCHS - 1):
                     val_loss, val_accuracy = model.loss(data.x_val, data.y_val)
-                    run.log_metrics({"val_loss": val_loss, "val_accuracy": val_accuracy}, step=epoch)
+                    run.log_metrics(
+                        {"val_loss": val_loss, "val_accuracy": val_accuracy}, step=epoch
+                    )
 
     threads = [threading.Thread(target=worker, args=(rank,)) for rank in range(2)]
     for thread in threads:

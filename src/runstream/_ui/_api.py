@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import math
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,11 +43,11 @@ import numpy as np
 from .._analytics import read_runs, select_best
 from .._downsample import downsample, window
 from .._exceptions import RunNotFoundError
-from .._records import Artifact, RunRecord
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
+    from .._records import Artifact, RunRecord
     from .._store import LocalStore, RunKey
 
 __all__ = ("API_VERSION", "Api", "ApiError", "StoredFile", "series_lines")
@@ -53,6 +55,7 @@ __all__ = ("API_VERSION", "Api", "ApiError", "StoredFile", "series_lines")
 API_VERSION = 1
 DEFAULT_POINTS = 1000
 MAX_POINTS = 20_000
+_CACHED_SERIES = 8
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _TRUE = ("1", "true", "yes")
 _FALSE = ("0", "false", "no")
@@ -82,6 +85,11 @@ class Api:
 
     def __init__(self, store: LocalStore) -> None:
         self.store = store
+        # Step statistics of recently charted metrics, by (run, metric, worker, version):
+        # zooming into a 1M-step series, or polling a live one that has not changed, then
+        # skips reading and merging the chunks again. A new flush changes the version.
+        self._cache: OrderedDict[tuple[object, ...], NDArray[np.void]] = OrderedDict()
+        self._cache_lock = threading.Lock()
         self.routes: dict[str, Callable[[Query], Any]] = {
             "/api/experiments": self.experiments,
             "/api/runs": self.runs,
@@ -175,10 +183,23 @@ class Api:
             raise ApiError(404, str(exc)) from exc
 
     def _stats(self, key: RunKey, metric: str, worker: str | None) -> NDArray[np.void]:
+        version = self.store.metric_version(key.run_id, metric, worker)
+        if version == 0:
+            raise ApiError(404, f"run {key.run_name!r} has no metric {metric!r}")
+        cache_key = (key.run_id, metric, worker, version)
+        with self._cache_lock:
+            if cache_key in self._cache:
+                self._cache.move_to_end(cache_key)
+                return self._cache[cache_key]
         try:
-            return self.store.step_stats(key.run_id, metric, worker)
+            stats = self.store.step_stats(key.run_id, metric, worker)
         except RunNotFoundError as exc:
             raise ApiError(404, f"run {key.run_name!r} has no metric {metric!r}") from exc
+        with self._cache_lock:
+            self._cache[cache_key] = stats
+            while len(self._cache) > _CACHED_SERIES:
+                self._cache.popitem(last=False)
+        return stats
 
 
 def series_lines(
@@ -204,10 +225,11 @@ def series_lines(
 def _line(
     rows: NDArray[np.void], axis: str, points: int, bounds: tuple[float | None, float | None]
 ) -> tuple[dict[str, Any], float | None]:
-    has_step = rows["step"] >= 0
-    unstepped = int((~has_step).sum())
+    # Rows are sorted by step and points without one sit at negative steps, first: slicing
+    # (a view) separates them without copying a million records.
+    unstepped = int(np.searchsorted(rows["step"], 0))
     if axis == "step":
-        rows = rows[has_step]
+        rows = rows[unstepped:]
         x = rows["step"].astype(np.float64)
     else:  # time buckets are stored at step -(second + 1), in reverse time order
         rows = rows[::-1]

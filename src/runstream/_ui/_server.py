@@ -73,9 +73,7 @@ class Dashboard:
 
     def start(self) -> Dashboard:
         """Serve from a background thread (tests, benchmarks, notebooks)."""
-        self._thread = threading.Thread(
-            target=self.serve_forever, name="runstream-ui", daemon=True
-        )
+        self._thread = threading.Thread(target=self.serve_forever, name="runstream-ui", daemon=True)
         self._thread.start()
         return self
 
@@ -156,7 +154,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", stored.media_type)
         self.send_header("Content-Length", str(size))
         disposition = "attachment" if query.get("download") else "inline"
-        self.send_header("Content-Disposition", f"{disposition}; filename*=UTF-8''{quote(stored.name)}")
+        self.send_header(
+            "Content-Disposition", f"{disposition}; filename*=UTF-8''{quote(stored.name)}"
+        )
         self.send_header("Content-Security-Policy", "sandbox")
         self.send_header("X-Content-Type-Options", "nosniff")
         self.end_headers()

@@ -23,7 +23,7 @@
     h("span", { class: `badge ${r.status.toLowerCase()}` }, r.status),
     when(r.start_time),
     ...params.map((p) => fmt(r.parameters[p])),
-    ...metrics.map((m) => (r.metrics[m] ? fmt(r.metrics[m].last) : "–")),
+    ...metrics.map((m) => (!r.metrics[m] ? "–" : r.metrics[m].last === null ? "nan/inf" : fmt(r.metrics[m].last))),
   ]);
   const view = document.getElementById("view");
   view.append(
