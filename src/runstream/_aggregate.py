@@ -135,7 +135,7 @@ def combine(parts: list[StepStats]) -> StepStats:
         return empty()
     rows = parts[0] if len(parts) == 1 else concatenate(parts)
     steps = rows.step
-    if len(rows) > 1 and not bool(np.all(steps[1:] >= steps[:-1])):
+    if len(rows) > 1 and not _in_order(steps, rows.last_ts):
         rows = rows.take(np.lexsort((rows.last_ts, steps)))
         steps = rows.step
     if len(rows) < 2 or bool(np.all(steps[1:] != steps[:-1])):
@@ -154,6 +154,14 @@ def concatenate(parts: list[StepStats]) -> StepStats:
     return StepStats(**{f: np.concatenate([getattr(p, f) for p in parts]) for f in FIELDS})
 
 
+def _in_order(steps: NDArray[np.int64], last_ts: NDArray[np.float64]) -> bool:
+    """Already sorted by (step, last_ts)? Steps alone are not enough: a chunk committed
+    late (a retried write, another worker) may hold older points of the same step."""
+    later_step = steps[1:] > steps[:-1]
+    same_step_later = (steps[1:] == steps[:-1]) & (last_ts[1:] >= last_ts[:-1])
+    return bool(np.all(later_step | same_step_later))
+
+
 def _group_starts(sorted_steps: NDArray[np.int64]) -> NDArray[np.intp]:
     change = np.flatnonzero(sorted_steps[1:] != sorted_steps[:-1]) + 1
     return np.concatenate(([0], change)).astype(np.intp)
@@ -164,10 +172,13 @@ def _reduce(rows: StepStats, starts: NDArray[np.intp]) -> StepStats:
     sizes = np.diff(np.append(starts, len(rows)))
     ends = starts + sizes - 1
     count = np.add.reduceat(rows.count, starts)
-    total = np.add.reduceat(rows.sum, starts)
-    mean = total / count
-    # Chan's parallel variance: M2 = sum(M2_i) + sum(n_i * (mean_i - mean)^2).
-    with np.errstate(invalid="ignore"):
+    # Diverging values (1e300, inf, NaN) are data, not errors: they overflow to inf/NaN
+    # here by design, and a warning (raised in the flusher's thread, or an error under
+    # -W error) must not fail the flush.
+    with np.errstate(all="ignore"):
+        total = np.add.reduceat(rows.sum, starts)
+        mean = total / count
+        # Chan's parallel variance: M2 = sum(M2_i) + sum(n_i * (mean_i - mean)^2).
         deviation = rows.sum / rows.count - np.repeat(mean, sizes)
         m2 = np.add.reduceat(rows.m2 + rows.count * deviation * deviation, starts)
     return StepStats(
@@ -191,8 +202,8 @@ def summarize(stats: StepStats) -> StepStats:
     if not len(stats):
         return stats
     count = stats.count.sum()
-    total = stats.sum.sum()
-    with np.errstate(invalid="ignore"):
+    with np.errstate(all="ignore"):  # NaN/inf/overflow propagate on purpose, silently
+        total = stats.sum.sum()
         deviation = stats.sum / stats.count - total / count
         m2 = float(np.sum(stats.m2) + np.sum(stats.count * deviation * deviation))
     ts = stats.last_ts

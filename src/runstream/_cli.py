@@ -273,6 +273,9 @@ def _delete(args: argparse.Namespace, store: LocalStore) -> Any:
     return result
 
 
+# Commands kept in their own modules register themselves when imported.
+from . import _cli_analysis  # noqa: E402, F401
+
 # -- entry point ------------------------------------------------------------------------
 
 

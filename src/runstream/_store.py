@@ -615,6 +615,20 @@ class LocalStore:
             )
         ]
 
+    def metric_version(self, run_id: int, name: str, worker: str | None = None) -> int:
+        """The newest chunk id of a metric (0 if none): it changes whenever data is added,
+        so readers can cache what they computed from :meth:`step_stats`."""
+        sql = (
+            "SELECT coalesce(max(c.id), 0) FROM chunks c JOIN metrics m ON m.id = c.metric_id "
+            "WHERE m.run_id = ? AND m.name = ?"
+        )
+        args: list[object] = [run_id, name]
+        if worker is not None:
+            sql += " AND c.worker = ?"
+            args.append(worker)
+        (version,) = self._query(sql, args)[0]
+        return int(version)
+
     def step_stats(self, run_id: int, name: str, worker: str | None = None) -> StepStats:
         """A metric's step statistics merged over chunks (and workers, unless one is named)."""
         sql = (
