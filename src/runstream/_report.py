@@ -20,7 +20,6 @@ from ._ui._server import static_text
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ._aggregate import StepStats
     from ._records import RunRecord
     from ._store import LocalStore
 

@@ -45,8 +45,6 @@ from .._downsample import downsample, window
 from .._exceptions import RunNotFoundError
 
 if TYPE_CHECKING:
-    from numpy.typing import NDArray
-
     from .._aggregate import StepStats
     from .._records import Artifact, RunRecord
     from .._store import LocalStore, RunKey
