@@ -37,7 +37,14 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """The core benchmarks: hot-path cost, training-loop slowdown, flusher throughput."""
+    """The core benchmarks: hot-path cost, training-loop slowdown, throughput, workers."""
     install(session, "bench")
-    for script in ("bench_log_metric", "bench_training_loop", "bench_throughput"):
+    for script in ("bench_log_metric", "bench_training_loop", "bench_throughput", "bench_workers"):
         session.run("python", f"benchmarks/{script}.py", *session.posargs)
+
+
+@nox.session
+def bench_ui(session: nox.Session) -> None:
+    """The dashboard benchmarks (needs the system's chromium): first paint, 1M points, 10k runs."""
+    install(session, "bench-ui")
+    session.run("python", "benchmarks/bench_ui.py", *session.posargs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import pytest
@@ -17,6 +18,11 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No store variables from the caller's shell, and ``./.runstream`` lands in tmp_path."""
     for variable in ENVIRONMENT_VARIABLES:
         monkeypatch.delenv(variable, raising=False)
+    # Child processes run in tmp_path too: a relative PYTHONPATH (PYTHONPATH=src) must
+    # still lead them to the runstream under test.
+    if os.environ.get("PYTHONPATH"):
+        paths = os.environ["PYTHONPATH"].split(os.pathsep)
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join(os.path.abspath(p) for p in paths if p))
     monkeypatch.chdir(tmp_path)
 
 

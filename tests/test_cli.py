@@ -123,7 +123,7 @@ def test_series(capsys: pytest.CaptureFixture[str], filled: str) -> None:
     code, text, _ = cli(capsys, "series", "exp", "first", "loss", "--store", filled)
     assert code == 0
     header, _, *lines = text.splitlines()
-    assert header.split() == ["step", "count", "mean", "min", "max", "last", "time"]
+    assert header.split() == ["step", "count", "mean", "min", "max", "std", "last", "time"]
     assert [line.split()[:2] for line in lines] == [["0", "1"], ["1", "1"], ["2", "1"]]
     # Numbers are right-aligned: each column's values end where its header ends.
     end = header.index("mean") + len("mean")

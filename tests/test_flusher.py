@@ -107,24 +107,36 @@ def test_a_full_disk_mid_write_is_retried_and_lands(store: str) -> None:
 
 
 @pytest.mark.usefixtures("fail_fast")
-def test_closing_gives_up_after_the_timeout_and_says_what_is_pending(store: str) -> None:
+def test_closing_gives_up_after_the_timeout_spills_and_the_next_run_writes_it(
+    store: str, caplog: pytest.LogCaptureFixture
+) -> None:
     run = Run("exp", "run", store=store, close_timeout=0.3, flush_interval=0.02, tick=0.01)
     # The lock outlives the block (the stack closes last): it is held while closing.
     with (  # noqa: PT031 (the warning comes from leaving the run)
         ExitStack() as stack,
-        pytest.warns(RuntimeWarning, match=r"gave up after 0\.3s with 100 points") as caught,
+        pytest.warns(RuntimeWarning, match=r"within 0\.3s: 100 points spilled") as caught,
         run,
     ):
         stack.enter_context(locked(store))
         for step in range(100):
-            run.log_metric("loss", 1.0, step=step)
+            run.log_metric("loss", float(step), step=step)
         wait_for(lambda: run.stats.write_errors >= 1, "a failed write")
-    assert "database is locked" in str(caught[0].message)
+    assert "written by the next run that opens this store" in str(caught[0].message)
+    assert "database is locked" in caplog.text  # the cause was reported as it happened
     stats = run.stats
-    assert (stats.points_logged, stats.points_written, stats.points_pending) == (100, 0, 100)
-    assert stats.points_dropped == 0
+    assert (stats.points_logged, stats.points_written, stats.points_spilled) == (100, 0, 100)
+    assert (stats.points_pending, stats.points_dropped) == (0, 0)
     # The outcome could not be recorded either: the run is not marked Completed.
     assert run.record().status == "InProgress"
+    assert "loss" not in run.record().metrics
+    # The next run to open the store writes the spilled points in, once.
+    with Run("exp", "next", store=store):
+        pass
+    assert run.series("loss").last.tolist() == [float(s) for s in range(100)]
+    assert run.series("loss").count.tolist() == [1] * 100
+    with Run("exp", "after", store=store):
+        pass
+    assert run.series("loss").count.tolist() == [1] * 100
     assert integrity(store) == "ok"
 
 

@@ -142,18 +142,20 @@ def test_status_failed_with_the_message_and_the_exception_propagates(store: str)
 
 
 @pytest.mark.parametrize(
-    ("error", "message"),
+    ("error", "status", "message"),
     [
-        (ValueError("x" * 5000), "x" * 1024),  # truncated to the service's 1024 characters
-        (KeyboardInterrupt(), "KeyboardInterrupt"),  # no text: the exception's type
+        # Truncated to the service's 1024 characters.
+        (ValueError("x" * 5000), "Failed", "x" * 1024),
+        # An interruption stops the run rather than failing it; no text: the type's name.
+        (KeyboardInterrupt(), "Stopped", "KeyboardInterrupt"),
     ],
 )
 def test_failure_message_is_bounded_and_never_empty(
-    store: str, error: BaseException, message: str
+    store: str, error: BaseException, status: str, message: str
 ) -> None:
     with pytest.raises(type(error)), Run("exp", "run", store=store) as run:
         raise error
-    assert run.record().status == "Failed"
+    assert run.record().status == status
     assert run.record().message == message
 
 

@@ -6,12 +6,12 @@ import math
 import sqlite3
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from numpy.typing import NDArray
 
 from _support import integrity
 from runstream import RunNotFoundError, SchemaError, StoreError, _aggregate
@@ -26,10 +26,13 @@ from runstream._store import (
     resolve_store_path,
 )
 
+if TYPE_CHECKING:
+    from runstream._aggregate import StepStats
+
 TS = 1_700_000_000.0
 
 
-def stats(points: list[tuple[int, float, float]]) -> NDArray[np.void]:
+def stats(points: list[tuple[int, float, float]]) -> StepStats:
     steps = np.array([p[0] for p in points], dtype=np.int64)
     values = np.array([p[1] for p in points], dtype=np.float64)
     ts = np.array([p[2] for p in points], dtype=np.float64)

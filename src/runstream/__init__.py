@@ -7,6 +7,8 @@ flusher aggregates them with numpy and writes them to an embedded SQLite store.
 
 from __future__ import annotations
 
+from ._analytics import ExperimentAnalytics as ExperimentAnalytics
+from ._analytics import best_run as best_run
 from ._exceptions import FlushTimeoutError as FlushTimeoutError
 from ._exceptions import RunNotFoundError as RunNotFoundError
 from ._exceptions import RunstreamError as RunstreamError
@@ -34,6 +36,7 @@ __all__ = (
     "Artifact",
     "Artifacts",
     "Experiment",
+    "ExperimentAnalytics",
     "ExperimentRecord",
     "Flush",
     "FlushTimeoutError",
@@ -50,6 +53,7 @@ __all__ = (
     "SortOrderType",
     "StoreError",
     "WorkerRecord",
+    "best_run",
     "current_run",
     "list_runs",
     "load_run",

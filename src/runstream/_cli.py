@@ -12,13 +12,15 @@ import argparse
 import math
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from ._exceptions import RunstreamError
-from ._records import RunRecord
 from ._store import LocalStore
+
+if TYPE_CHECKING:
+    from ._records import RunRecord
 
 __all__ = ("COMMANDS", "main", "table")
 
@@ -33,7 +35,9 @@ _json = msgspec.json.Encoder()
 def command(
     name: str, help: str
 ) -> Callable[[Callable[[argparse.ArgumentParser], None]], Callable[[Handler], Handler]]:
-    def with_arguments(add: Callable[[argparse.ArgumentParser], None]) -> Callable[[Handler], Handler]:
+    def with_arguments(
+        add: Callable[[argparse.ArgumentParser], None],
+    ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             COMMANDS[name] = (help, add, handler)
             return handler
@@ -57,11 +61,13 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
         all(isinstance(row[i], int | float) or row[i] is None for row in rows) and bool(rows)
         for i in range(len(headers))
     ]
+
     def line(values: Sequence[str]) -> str:
         return "  ".join(
             v.rjust(w) if num else v.ljust(w)
             for v, w, num in zip(values, widths, numeric, strict=True)
         ).rstrip()
+
     out = [line(headers), line(["-" * w for w in widths])]
     out.extend(line(row) for row in cells)
     return "\n".join(out)
@@ -175,7 +181,15 @@ def _show(args: argparse.Namespace, store: LocalStore) -> Any:
         arts += [("output", n, a.value, a.media_type) for n, a in record.artifacts.output.items()]
         if arts:
             print(table(["direction", "artifact", "value", "media type"], arts), "\n")
-        if len(record.workers) > 1:
+        if record.parameter_conflicts:
+            conflicts = [
+                (name, worker, value)
+                for name, values in sorted(record.parameter_conflicts.items())
+                for worker, value in sorted(values.items())
+            ]
+            print("parameters that workers set differently:")
+            print(table(["parameter", "worker", "value"], conflicts), "\n")
+        if len(record.workers) > 1 or record.status != "Completed":
             print(
                 table(
                     ["worker", "status", "started", "ended", "message"],
@@ -191,24 +205,59 @@ def _show(args: argparse.Namespace, store: LocalStore) -> Any:
 def _series_arguments(parser: argparse.ArgumentParser) -> None:
     _run_arguments(parser)
     parser.add_argument("metric", help="the metric")
-    parser.add_argument("--worker", help="one worker's series instead of the merged one")
+    view = parser.add_mutually_exclusive_group()
+    view.add_argument("--worker", help="one worker's series instead of the merged one")
+    view.add_argument(
+        "--by-worker", action="store_true", help="every worker's series (JSON: worker -> rows)"
+    )
 
 
-@command("series", "print a metric's series by step")(_series_arguments)
+def _series_table(rows: Sequence[Any]) -> str:
+    return table(
+        ["step", "count", "mean", "min", "max", "std", "last", "time"],
+        [(r.step, r.count, r.mean, r.min, r.max, r.std, r.last, _time(r.timestamp)) for r in rows],
+    )
+
+
+@command("series", "print a metric's series by step (merged over workers, or per worker)")(
+    _series_arguments
+)
 def _series(args: argparse.Namespace, store: LocalStore) -> Any:
     key = _find(store, args.experiment, args.run)
+    if args.by_worker:
+        views = {w: s.rows() for w, s in store.worker_series(key.run_id, args.metric).items()}
+        if not args.json:
+            for worker, rows in views.items():
+                print(f"worker {worker}\n{_series_table(rows)}\n")
+        return views
     rows = store.series(key.run_id, args.metric, args.worker).rows()
+    if not args.json:
+        print(_series_table(rows))
+    return rows
+
+
+def _stragglers_arguments(parser: argparse.ArgumentParser) -> None:
+    _run_arguments(parser)
+    parser.add_argument("metric", help="a metric where larger is slower, such as a step time")
+
+
+@command("stragglers", "per step, the worker with the largest value of a metric")(
+    _stragglers_arguments
+)
+def _stragglers(args: argparse.Namespace, store: LocalStore) -> Any:
+    key = _find(store, args.experiment, args.run)
+    stragglers = store.stragglers(key.run_id, args.metric)
+    rows = stragglers.rows()
     if not args.json:
         print(
             table(
-                ["step", "count", "mean", "min", "max", "last", "time"],
-                [
-                    (r.step, r.count, r.mean, r.min, r.max, r.last, _time(r.timestamp))
-                    for r in rows
-                ],
+                ["step", "slowest worker", "value", "mean over workers", "workers"],
+                [(r.step, r.worker, r.value, r.mean, r.workers) for r in rows],
             )
         )
-    return rows
+        counts = stragglers.slowest_counts()
+        print("\n" + table(["worker", "steps slowest"], sorted(counts.items())))
+    return {"rows": rows, "slowest_counts": stragglers.slowest_counts()}
 
 
 def _delete_arguments(parser: argparse.ArgumentParser) -> None:
@@ -223,6 +272,9 @@ def _delete(args: argparse.Namespace, store: LocalStore) -> Any:
         print(f"deleted experiment {args.experiment.lower()!r} and {runs} run(s)")
     return result
 
+
+# Commands kept in their own modules register themselves when imported.
+from . import _cli_analysis  # noqa: E402, F401
 
 # -- entry point ------------------------------------------------------------------------
 

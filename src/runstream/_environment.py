@@ -12,11 +12,14 @@ arguments finds it in a child process or a launched script:
 
 ``RUNSTREAM_WORKER`` names this process within a run; without it, launchers' variables
 give the identity (torchrun's ``RANK``, MPI's ``OMPI_COMM_WORLD_RANK``/``PMI_RANK``,
-SageMaker's ``SM_CURRENT_HOST``), else ``<host>-<pid>``.
+Slurm's ``SLURM_PROCID``, SageMaker's ``SM_CURRENT_HOST``), else ``<host>-<pid>``.
+``RUNSTREAM_WORLD_SIZE`` (else ``WORLD_SIZE``, ``OMPI_COMM_WORLD_SIZE``, ``PMI_SIZE``, the
+length of ``SM_HOSTS``) says how many workers must finish before a run is ``Completed``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -31,6 +34,7 @@ __all__ = (
     "exported_identity",
     "run_from_environment",
     "worker_identity",
+    "world_size",
 )
 
 ENV_EXPERIMENT = "RUNSTREAM_EXPERIMENT_NAME"
@@ -56,6 +60,25 @@ def worker_identity(explicit: str | None = None, environ: Mapping[str, str] = os
     if environ.get("SM_CURRENT_HOST"):
         return environ["SM_CURRENT_HOST"]
     return f"{socket.gethostname()}-{os.getpid()}"
+
+
+_SIZE_VARIABLES = ("RUNSTREAM_WORLD_SIZE", "WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
+
+
+def world_size(environ: Mapping[str, str] = os.environ) -> int | None:
+    """How many workers the launcher started, if it says (torchrun, MPI, SageMaker)."""
+    for variable in _SIZE_VARIABLES:
+        value = environ.get(variable)
+        if value is not None and value.isdigit():
+            return int(value)
+    hosts = environ.get("SM_HOSTS")
+    if hosts:
+        try:
+            parsed = json.loads(hosts)
+        except ValueError:
+            return None
+        return len(parsed) if isinstance(parsed, list) else None
+    return None
 
 
 def run_from_environment(

@@ -108,7 +108,7 @@ class Experiment:
         return cls.load(name, store=store)
 
     @classmethod
-    def list(cls, *, store: StorePath = None) -> list[Experiment]:
+    def list(cls, *, store: StorePath = None) -> builtins.list[Experiment]:
         """Every experiment in the store, oldest first."""
         with LocalStore(store) as local:
             records = local.list_experiments()
@@ -117,7 +117,7 @@ class Experiment:
             for r in records
         ]
 
-    def list_runs(self) -> builtins.list[Run]:  # `list` is the classmethod here
+    def list_runs(self) -> builtins.list[Run]:
         return list_runs(self.experiment_name, store=self._store_path)
 
     def delete(self) -> None:

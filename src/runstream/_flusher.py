@@ -13,22 +13,24 @@ back-off: nothing is dropped, and the counters say what is pending.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
-import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
+import anyio.abc
 from anyio.abc import TaskStatus
 
 from ._files import store_file
-from ._store import Batch
+from ._spill import replay_spills, spill_batch
 
 if TYPE_CHECKING:
     from ._ingest import Ingest, PendingFile
-    from ._store import LocalStore
+    from ._store import Batch, LocalStore
 
 __all__ = ("Flusher",)
 
@@ -45,6 +47,8 @@ class Flusher:
     :param tick: seconds between drains (and the timestamp resolution of unstamped points)
     :param flush_interval: seconds between store writes
     :param high_water: pending points that trigger a write before the interval
+    :param final_timeout: seconds the last write may take once the loop has ended
+    :param spill_rows: step rows an unwritten batch may hold in memory before it is spilled
     :param max_concurrent_files: file copies in flight at once
     """
 
@@ -58,6 +62,8 @@ class Flusher:
         tick: float,
         flush_interval: float,
         high_water: int,
+        final_timeout: float = 60.0,
+        spill_rows: int = 4_000_000,
         max_concurrent_files: int = 4,
     ) -> None:
         self._ingest = ingest
@@ -68,6 +74,7 @@ class Flusher:
         self._interval = flush_interval
         self._high_water = high_water
         self._files_limiter = max_concurrent_files
+        self._final_timeout = final_timeout
         self._unwritten: Batch | None = None
         self._closing = False
         self._requested = 0  # generation asked for by flush()
@@ -76,6 +83,9 @@ class Flusher:
         self._backoff = 0.0
         self._next_attempt = 0.0
         self.points_written = 0
+        self.points_spilled = 0
+        self._spilled: dict[Path, int] = {}  # spilled during the run, replayed on recovery
+        self._spill_rows = spill_rows
         self.flushes = 0
         self.write_errors = 0
         self.files_pending = 0
@@ -144,35 +154,48 @@ class Flusher:
         *,
         task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Run until :meth:`request_close`, then write everything and return."""
+        """Run until :meth:`request_close`, then write everything and return.
+
+        The last write sits in a shielded ``finally``: when the caller's task is cancelled
+        (``async with`` inside a timeout, say), what was logged still reaches the store.
+        """
+        try:
+            async with anyio.create_task_group() as files:
+                task_status.started()
+                await self._loop(run_blocking, files)
+        finally:
+            with anyio.CancelScope(shield=True):
+                with anyio.move_on_after(self._final_timeout):
+                    # Files finished copying after the last write: their artifacts are pending.
+                    await run_blocking(self._ingest.drain)
+                    await run_blocking(self._write_pending)
+                await run_blocking(self._spill_unwritten)
+            self.mark_stopped()
+
+    async def _loop(self, run_blocking: BlockingRunner, files: anyio.abc.TaskGroup) -> None:
         limiter = anyio.CapacityLimiter(self._files_limiter)
         last_write = time.monotonic()
-        async with anyio.create_task_group() as files:
-            task_status.started()
-            while True:
-                await anyio.sleep(self._tick)
-                closing = self._closing
-                requested = self._requested
-                await run_blocking(self._ingest.drain)
-                for pending in self._ingest.take_files():
-                    self.files_pending += 1
-                    files.start_soon(self._copy_file, pending, run_blocking, limiter)
-                due = (
-                    requested > self._completed
-                    or time.monotonic() - last_write >= self._interval
-                    or self._ingest.pending_points >= self._high_water
-                )
-                if due and time.monotonic() >= self._next_attempt:
-                    last_write = time.monotonic()
-                    if await run_blocking(self._write_pending) and not self.files_pending:
-                        self._complete(requested)
-                if closing and (
-                    self._abandoned or (self._unwritten is None and not self.files_pending)
-                ):
-                    break
-        # Files finished copying after the last write: their artifacts are in the ingest.
-        await run_blocking(self._write_pending)
-        self._complete(self._requested)
+        while True:
+            await anyio.sleep(self._tick)
+            closing = self._closing
+            requested = self._requested
+            await run_blocking(self._ingest.drain)
+            for pending in self._ingest.take_files():
+                self.files_pending += 1
+                files.start_soon(self._copy_file, pending, run_blocking, limiter)
+            due = (
+                requested > self._completed
+                or time.monotonic() - last_write >= self._interval
+                or self._ingest.pending_points >= self._high_water
+            )
+            if due and time.monotonic() >= self._next_attempt:
+                last_write = time.monotonic()
+                if await run_blocking(self._write_pending) and not self.files_pending:
+                    self._complete(requested)
+            if closing and (
+                self._abandoned or (self._unwritten is None and not self.files_pending)
+            ):
+                return
 
     def _complete(self, generation: int) -> None:
         with self._cond:
@@ -195,6 +218,27 @@ class Flusher:
         self.files_pending -= 1
         self.files_written += 1
 
+    def _spill_unwritten(self) -> None:
+        """The store would not take the last batch: keep it in a file beside the store."""
+        self._ingest.drain()
+        batch = self._ingest.take_batch(self._run_id, self._worker)
+        if self._unwritten is not None:
+            self._unwritten.absorb(batch)
+            batch, self._unwritten = self._unwritten, None
+        if batch.is_empty():
+            return
+        try:
+            path = spill_batch(batch, self._store.path)
+        except OSError as exc:
+            self._unwritten = batch
+            self._record_error(f"could not spill {batch.points} unwritten points: {exc}")
+            return
+        self.points_spilled += batch.points
+        self._record_error(
+            f"the store did not take {batch.points} points before closing; kept in {path} "
+            "and written by the next run that opens this store"
+        )
+
     def _write_pending(self) -> bool:
         """Write what is pending (blocking). True when nothing is left unwritten."""
         batch = self._ingest.take_batch(self._run_id, self._worker)
@@ -202,19 +246,47 @@ class Flusher:
             self._unwritten.absorb(batch)
             batch, self._unwritten = self._unwritten, None
         if batch.is_empty():
-            return True
+            return self._replay_spilled()
         try:
             self._store.write(batch)
         except Exception as exc:  # never let the store crash or block training
-            self._unwritten = batch
             self.write_errors += 1
             self._backoff = min(_MAX_BACKOFF, max(self._tick, self._backoff * 2))
             self._next_attempt = time.monotonic() + self._backoff
             self._record_error(f"store write failed, will retry: {exc}")
+            self._keep_unwritten(batch)
             return False
         self._backoff = 0.0
         self.points_written += batch.points
         self.flushes += 1
+        return self._replay_spilled()
+
+    def _keep_unwritten(self, batch: Batch) -> None:
+        """Hold a failed batch for the retry; past ``spill_rows`` rows, hold it on disk
+        instead, so a long outage cannot grow memory without bound."""
+        if sum(len(stats) for stats in batch.metrics.values()) <= self._spill_rows:
+            self._unwritten = batch
+            return
+        try:
+            self._spilled[spill_batch(batch, self._store.path)] = batch.points
+        except OSError as exc:
+            self._unwritten = batch
+            self._record_error(f"could not spill {batch.points} unwritten points: {exc}")
+            return
+        self.points_spilled += batch.points
+
+    def _replay_spilled(self) -> bool:
+        """The store is back: write in what this run spilled during the outage. True when
+        nothing spilled is left."""
+        for path, points in list(self._spilled.items()):
+            try:
+                replay_spills(self._store, only=[path])
+            except Exception as exc:  # the store failed again: the file stays for later
+                self._record_error(f"replaying spilled points failed, will retry: {exc}")
+                return False
+            del self._spilled[path]
+            self.points_spilled -= points
+            self.points_written += points
         return True
 
     def _record_error(self, message: str) -> None:

@@ -29,8 +29,7 @@ from . import _aggregate
 from ._store import ArtifactWrite, Batch, ParameterWrite
 
 if TYPE_CHECKING:
-    from numpy.typing import NDArray
-
+    from ._aggregate import StepStats
     from ._records import Artifact, ParameterValue
 
 __all__ = ("Ingest", "PendingFile")
@@ -64,7 +63,7 @@ class Ingest:
         self.parameters: list[tuple[str, ParameterValue, float]] = []
         self.artifacts: list[tuple[str, str, Artifact, float]] = []
         self.files: list[PendingFile] = []
-        self._pending: dict[str, list[NDArray[np.void]]] = {}
+        self._pending: dict[str, list[StepStats]] = {}
         self._pending_points = 0
         self._lock = threading.Lock()
         self._nonfinite_warned = False
@@ -135,11 +134,10 @@ class Ingest:
             return 0
         flat = np.fromiter(buf, dtype=np.float64, count=n)
         del buf[:n]
-        pairs = flat.reshape(-1, 2)
-        steps = pairs[:, 0].astype(np.int64)
+        steps = flat[0::2].astype(np.int64)
         timestamps = np.full(len(steps), now)
         _aggregate.time_bucket_steps(steps, timestamps)
-        self._add(name, _aggregate.from_points(steps, pairs[:, 1].copy(), timestamps))
+        self._add(name, _aggregate.from_points(steps, flat[1::2].copy(), timestamps))
         return n // 2
 
     def _drain_stamped(self) -> int:
@@ -161,9 +159,9 @@ class Ingest:
             )
         return n
 
-    def _add(self, name: str, stats: NDArray[np.void]) -> None:
+    def _add(self, name: str, stats: StepStats) -> None:
         self._pending.setdefault(name, []).append(stats)
-        points = int(stats["count"].sum())
+        points = stats.points
         self._pending_points += points
         self.drained_points += points
 

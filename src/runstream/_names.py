@@ -13,7 +13,7 @@ import math
 import numbers
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 __all__ = (
     "MAX_ARTIFACTS",
@@ -141,4 +141,4 @@ def coerce_timestamp(timestamp: object, now: float | None = None) -> float:
 
 def utc_from_epoch(seconds: float) -> datetime:
     """An aware UTC datetime from epoch seconds."""
-    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+    return datetime.fromtimestamp(seconds, tz=UTC)

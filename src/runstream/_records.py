@@ -15,6 +15,8 @@ import numpy as np
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
+    from ._aggregate import StepStats
+
 __all__ = (
     "Artifact",
     "Artifacts",
@@ -24,6 +26,8 @@ __all__ = (
     "RunStats",
     "Series",
     "SeriesRow",
+    "StragglerRow",
+    "Stragglers",
     "WorkerRecord",
 )
 
@@ -84,6 +88,8 @@ class RunRecord(msgspec.Struct, frozen=True, kw_only=True):
     metrics: dict[str, MetricSummary] = msgspec.field(default_factory=dict)
     artifacts: Artifacts = msgspec.field(default_factory=Artifacts)
     workers: list[WorkerRecord] = msgspec.field(default_factory=list)
+    #: Parameters that workers set to different values: name -> {worker: value}.
+    parameter_conflicts: dict[str, dict[str, ParameterValue]] = msgspec.field(default_factory=dict)
 
 
 class ExperimentRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -114,18 +120,18 @@ class Series:
 
     __slots__ = ("count", "last", "max", "mean", "min", "name", "std", "step", "timestamp")
 
-    def __init__(self, name: str, stats: NDArray[np.void]) -> None:
+    def __init__(self, name: str, stats: StepStats) -> None:
+        # Arrays may be read-only views shared between fields; that is fine for readers.
         self.name = name
-        count = stats["count"]
-        self.step: NDArray[np.int64] = stats["step"].copy()
-        self.count: NDArray[np.int64] = count.copy()
+        self.step: NDArray[np.int64] = stats.step
+        self.count: NDArray[np.int64] = np.asarray(stats.count)
         with np.errstate(invalid="ignore", divide="ignore"):
-            self.mean: NDArray[np.float64] = stats["sum"] / count
-            self.std: NDArray[np.float64] = np.sqrt(stats["m2"] / count)
-        self.min: NDArray[np.float64] = stats["min"].copy()
-        self.max: NDArray[np.float64] = stats["max"].copy()
-        self.last: NDArray[np.float64] = stats["last"].copy()
-        self.timestamp: NDArray[np.float64] = stats["last_ts"].copy()
+            self.mean: NDArray[np.float64] = stats.sum / stats.count
+            self.std: NDArray[np.float64] = np.sqrt(stats.m2 / stats.count)
+        self.min: NDArray[np.float64] = stats.min
+        self.max: NDArray[np.float64] = stats.max
+        self.last: NDArray[np.float64] = stats.last
+        self.timestamp: NDArray[np.float64] = stats.last_ts
 
     def __len__(self) -> int:
         return len(self.step)
@@ -164,13 +170,16 @@ class Series:
 class RunStats(msgspec.Struct, frozen=True, kw_only=True):
     """A run's ingestion counters, from :attr:`runstream.Run.stats`.
 
-    ``points_logged == points_written + points_pending`` at all times: a point is never
-    dropped; ``points_dropped`` exists so monitoring can assert it stays zero.
+    ``points_logged == points_written + points_pending + points_spilled`` at all times: a
+    point is never dropped (``points_dropped`` exists so monitoring can assert it stays
+    zero). Spilled points are ones the store would not take before the run closed, kept in
+    a file beside it and written by the next run that opens the store.
     """
 
     points_logged: int
     points_written: int
     points_pending: int
+    points_spilled: int = 0
     points_dropped: int = 0
     parameters_pending: int = 0
     files_pending: int = 0
@@ -179,3 +188,91 @@ class RunStats(msgspec.Struct, frozen=True, kw_only=True):
     write_errors: int = 0
     compactions: int = 0
     last_error: str | None = None
+
+
+class StragglerRow(msgspec.Struct, frozen=True, kw_only=True):
+    """The slowest worker at one step: the one whose value (say, step time) is largest."""
+
+    step: int | None
+    worker: str
+    value: float
+    mean: float
+    workers: int
+
+
+class Stragglers:
+    """Per step, which worker had the largest mean value, beside the mean over workers.
+
+    Built from per-worker series aligned on the union of their steps; a worker missing a
+    step is left out of that step.
+    """
+
+    __slots__ = ("mean", "name", "slowest", "step", "value", "worker_names", "workers")
+
+    def __init__(
+        self,
+        name: str,
+        step: NDArray[np.int64],
+        slowest: NDArray[np.intp],
+        value: NDArray[np.float64],
+        mean: NDArray[np.float64],
+        workers: NDArray[np.int64],
+        worker_names: list[str],
+    ) -> None:
+        self.name = name
+        self.step = step
+        self.slowest = slowest
+        self.value = value
+        self.mean = mean
+        self.workers = workers
+        self.worker_names = worker_names
+
+    @classmethod
+    def from_series(cls, name: str, by_worker: dict[str, Series]) -> Stragglers:
+        names = list(by_worker)
+        steps = np.unique(np.concatenate([s.step for s in by_worker.values()]))
+        grid = np.full((len(names), len(steps)), np.nan)
+        for row, series in enumerate(by_worker.values()):
+            grid[row, np.searchsorted(steps, series.step)] = series.mean
+        present = ~np.isnan(grid)
+        masked = np.where(present, grid, -np.inf)
+        slowest = np.argmax(masked, axis=0)
+        counts = present.sum(axis=0)
+        with np.errstate(invalid="ignore"):
+            mean = np.where(present, grid, 0.0).sum(axis=0) / counts
+        return cls(
+            name,
+            steps,
+            slowest,
+            masked[slowest, np.arange(len(steps))],
+            mean,
+            counts,
+            names,
+        )
+
+    def __len__(self) -> int:
+        return len(self.step)
+
+    def slowest_counts(self) -> dict[str, int]:
+        """How many steps each worker was the slowest at."""
+        counts = np.bincount(self.slowest, minlength=len(self.worker_names))
+        return {name: int(c) for name, c in zip(self.worker_names, counts, strict=True)}
+
+    def rows(self) -> list[StragglerRow]:
+        return [
+            StragglerRow(
+                step=step if step >= 0 else None,
+                worker=self.worker_names[index],
+                value=value,
+                mean=mean,
+                workers=workers,
+            )
+            for step, index, value, mean, workers in zip(
+                self.step.tolist(),
+                self.slowest.tolist(),
+                self.value.tolist(),
+                self.mean.tolist(),
+                self.workers.tolist(),
+                strict=True,
+            )
+        ]

@@ -22,14 +22,15 @@ from types import TracebackType
 from typing import Any
 
 import anyio
-import anyio.abc
 
 from . import _names
-from ._environment import exported_identity, run_from_environment, worker_identity
+from ._distributed import lookup_run, publish_run
+from ._environment import exported_identity, run_from_environment, worker_identity, world_size
 from ._exceptions import FlushTimeoutError
 from ._flusher import Flusher
 from ._ingest import Ingest, PendingFile
-from ._records import Artifact, ParameterValue, RunRecord, RunStats, Series
+from ._records import Artifact, ParameterValue, RunRecord, RunStats, Series, Stragglers
+from ._spill import replay_spills
 from ._store import LocalStore, RunKey, resolve_store_path
 
 __all__ = ("Flush", "Run", "current_run", "load_run")
@@ -239,7 +240,7 @@ class Run:
             self._ingest.warn_nonfinite(name, value)
         if step is None:
             step = -1
-        elif type(step) is not int or not 0 <= step <= _names.MAX_STEP:
+        elif type(step) is not int or step < 0 or step > 2147483647:  # _names.MAX_STEP
             step = _names.check_step(step)
         if timestamp is not None:
             self._ingest.stamped.append((name, value, step, _names.coerce_timestamp(timestamp)))
@@ -252,7 +253,7 @@ class Run:
         """Record several metrics at one step; the same rules as :meth:`log_metric`."""
         if step is None:
             step = -1
-        elif type(step) is not int or not 0 <= step <= _names.MAX_STEP:
+        elif type(step) is not int or step < 0 or step > _names.MAX_STEP:
             step = _names.check_step(step)
         lists = self._lists
         try:
@@ -407,16 +408,9 @@ class Run:
         async def run_in_worker(fn: Any) -> Any:
             return await anyio.to_thread.run_sync(fn, limiter=limiter)
 
-        flusher = self._flusher
-
-        async def serve(*, task_status: anyio.abc.TaskStatus[None]) -> None:
-            # Shielded: cancelling the caller's block must not kill the last flush.
-            with anyio.CancelScope(shield=True):
-                await flusher.serve(run_in_worker, task_status=task_status)
-
         stack = AsyncExitStack()
         task_group = await stack.enter_async_context(anyio.create_task_group())
-        await task_group.start(serve)
+        await task_group.start(self._flusher.serve, run_in_worker)
         self._exit_stack = stack
         self._activate()
         return self
@@ -429,7 +423,8 @@ class Run:
     ) -> None:
         if self._exit_nested():
             return
-        assert self._flusher is not None and self._thread is not None
+        assert self._flusher is not None
+        assert self._thread is not None
         self._deactivate()
         generation = self._flusher.request_close()
         if not self._flusher.wait_sync(generation, self._close_timeout):
@@ -445,21 +440,18 @@ class Run:
     ) -> None:
         if self._exit_nested():
             return
-        assert self._flusher is not None and self._exit_stack is not None
+        assert self._flusher is not None
+        assert self._exit_stack is not None
         self._deactivate()
+        # Shielded: a cancelled task still gets its data written (bounded by close_timeout).
+        # The task group is left outside the shield, in the scope it was entered in.
         generation = self._flusher.request_close()
-        try:
-            with anyio.CancelScope(shield=True):
-                if not await self._flusher.wait_async(generation, self._close_timeout):
-                    self._flusher.abandon()
-        finally:
-            try:
-                # Outside our shield: the task group's scope must be the current one to
-                # exit it. The flusher task is shielded, so this waits for it to finish.
-                await self._exit_stack.aclose()
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(self._finish, exc)
+        with anyio.CancelScope(shield=True):
+            if not await self._flusher.wait_async(generation, self._close_timeout):
+                self._flusher.abandon()
+        await self._exit_stack.aclose()
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(self._finish, exc)
 
     def _enter_nested(self) -> bool:
         """Re-entering the same run (``with load_run()`` inside its ``with Run()``) nests."""
@@ -489,10 +481,17 @@ class Run:
         self._activate()
 
     def _mark_started(self, store: LocalStore) -> None:
+        replay_spills(store)
         params, inputs, outputs = store.existing_names(self._key.run_id)
         self._parameter_names = params
         self._artifact_names = {"input": inputs, "output": outputs}
-        store.set_worker_status(self._key.run_id, self.worker, "InProgress", started=time.time())
+        store.set_worker_status(
+            self._key.run_id,
+            self.worker,
+            "InProgress",
+            started=time.time(),
+            world_size=world_size(),
+        )
 
     def _activate(self) -> None:
         self._lists = {}
@@ -500,6 +499,7 @@ class Run:
         self._token = _current.set(self)
         self._env = exported_identity(self.experiment_name, self.run_name, self.store_path)
         self._env.__enter__()
+        publish_run(self.experiment_name, self.run_name, self.store_path)
 
     def _make_flusher(self) -> Flusher:
         assert self._store is not None
@@ -511,6 +511,7 @@ class Run:
             tick=self._tick,
             flush_interval=self._flush_interval,
             high_water=max(1, self._capacity // 2),
+            final_timeout=self._close_timeout,
         )
 
     def _deactivate(self) -> None:
@@ -528,20 +529,24 @@ class Run:
 
     def _finish(self, exc: BaseException | None) -> None:
         """Record the outcome after the last flush, so Completed means the data is in."""
-        assert self._store is not None and self._flusher is not None
+        assert self._store is not None
+        assert self._flusher is not None
         flusher = self._flusher
-        if flusher.pending_points or flusher.files_pending or flusher.abandoned:
+        if flusher.pending_points or flusher.files_pending or flusher.points_spilled:
             stats = self.stats
             warnings.warn(
-                f"runstream: closing run {self.run_name!r} gave up after {self._close_timeout}s "
-                f"with {stats.points_pending} points, {stats.parameters_pending} parameters and "
-                f"{stats.files_pending} files not written; last error: {stats.last_error}",
+                f"runstream: closing run {self.run_name!r}: the store did not take everything "
+                f"within {self._close_timeout}s: {stats.points_spilled} points spilled to "
+                f"{self._store_path / 'spill'} (written by the next run), "
+                f"{stats.points_pending} points and {stats.files_pending} files not written; "
+                f"last error: {stats.last_error}",
                 RuntimeWarning,
                 stacklevel=3,
             )
         status, message = "Completed", None
         if exc is not None:
-            status = "Failed"
+            # An error fails the run; an interruption (Ctrl-C, cancellation, exit) stops it.
+            status = "Failed" if isinstance(exc, Exception) else "Stopped"
             message = str(exc)[: _names.MAX_STATUS_MESSAGE_LEN] or type(exc).__name__
         try:
             self._store.set_worker_status(
@@ -561,9 +566,8 @@ class Run:
         self._check_context()
         assert self._flusher is not None
         generation = self._flusher.request_flush()
-        if self._thread is not None:
-            if not self._flusher.wait_sync(generation, timeout):
-                raise self._timeout_error(timeout)
+        if self._thread is not None and not self._flusher.wait_sync(generation, timeout):
+            raise self._timeout_error(timeout)
         return Flush(self, generation, timeout)
 
     async def _await_flush(self, generation: int, timeout: float | None) -> RunStats:
@@ -593,14 +597,16 @@ class Run:
                 points_written=0,
                 points_pending=buffered + ingest.pending_points,
             )
-        # Written first, then logged (consistent with drains): written <= logged, and a
-        # batch being written is still counted as pending, never as nothing.
+        # Written and spilled first, then logged (consistent with drains): pending is never
+        # negative, and a batch being written still counts as pending, never as nothing.
         written = flusher.points_written
+        spilled = flusher.points_spilled
         logged = ingest.logged_points()
         return RunStats(
             points_logged=logged,
             points_written=written,
-            points_pending=logged - written,
+            points_pending=logged - written - spilled,
+            points_spilled=spilled,
             parameters_pending=len(ingest.parameters) + flusher.unwritten_parameters,
             files_pending=flusher.files_pending + len(ingest.files),
             files_written=flusher.files_written,
@@ -619,6 +625,14 @@ class Run:
     def series(self, metric_name: str, worker: str | None = None) -> Series:
         """A metric's series by step, merged over workers unless ``worker`` names one."""
         return self._store_or_open().series(self._key.run_id, metric_name, worker)
+
+    def worker_series(self, metric_name: str) -> dict[str, Series]:
+        """The metric's series for each worker that logged it (the per-worker view)."""
+        return self._store_or_open().worker_series(self._key.run_id, metric_name)
+
+    def stragglers(self, metric_name: str) -> Stragglers:
+        """Per step, the worker with the largest value (the slowest, for a step time)."""
+        return self._store_or_open().stragglers(self._key.run_id, metric_name)
 
     def close(self) -> None:
         """Release the store connection of a run that is not in a ``with`` block."""
@@ -673,9 +687,12 @@ def load_run(
     *,
     store: str | os.PathLike[str] | None = None,
     worker: str | None = None,
+    wait: float = 60.0,
 ) -> Run:
     """Find the run to log into: explicit names, then the run in context, then the
-    environment a parent run exported (see :mod:`runstream._environment`).
+    environment a parent run exported (see :mod:`runstream._environment`), then, in a
+    ``torch.distributed`` job, the run another rank entered (waiting up to ``wait`` seconds
+    for it).
 
     :raises ValueError: ``run_name`` without ``experiment_name``
     :raises RuntimeError: no run could be found
@@ -704,7 +721,7 @@ def load_run(
         )
     elif (current := _current.get()) is not None:
         run = current
-    elif (exported := run_from_environment()) is not None:
+    elif (exported := run_from_environment() or lookup_run(wait)) is not None:
         experiment, name, exported_store = exported
         run = Run(
             experiment,

@@ -17,6 +17,7 @@ leaves the last committed flush intact.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import sqlite3
@@ -25,10 +26,9 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-import numpy as np
 
 from . import _aggregate
 from ._exceptions import RunNotFoundError, SchemaError, StoreError
@@ -40,13 +40,16 @@ from ._records import (
     ParameterValue,
     RunRecord,
     Series,
+    Stragglers,
     WorkerRecord,
 )
 
 if TYPE_CHECKING:
-    from numpy.typing import NDArray
+    from ._aggregate import StepStats
 
 __all__ = ("DB_NAME", "SCHEMA_VERSION", "Batch", "LocalStore", "ParameterWrite", "RunKey")
+
+_log = logging.getLogger("runstream")
 
 DB_NAME = "runstream.db"
 SCHEMA_VERSION = 1
@@ -83,6 +86,7 @@ CREATE TABLE IF NOT EXISTS workers (
     heartbeat REAL,
     host TEXT,
     pid INTEGER,
+    world_size INTEGER,          -- workers the launcher started (RANK/WORLD_SIZE), if known
     PRIMARY KEY (run_id, worker)
 );
 CREATE TABLE IF NOT EXISTS parameters (
@@ -162,13 +166,13 @@ class Batch:
 
     run_id: int
     worker: str
-    metrics: dict[str, NDArray[np.void]] = field(default_factory=dict)
+    metrics: dict[str, StepStats] = field(default_factory=dict)
     parameters: list[ParameterWrite] = field(default_factory=list)
     artifacts: list[ArtifactWrite] = field(default_factory=list)
 
     @property
     def points(self) -> int:
-        return int(sum(int(s["count"].sum()) for s in self.metrics.values()))
+        return sum(stats.points for stats in self.metrics.values())
 
     def is_empty(self) -> bool:
         return not (self.metrics or self.parameters or self.artifacts)
@@ -213,8 +217,12 @@ class LocalStore:
             raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc
         self._lock = threading.RLock()
         self._metric_ids: dict[tuple[int, str], int] = {}
+        self._conflicts_warned: set[tuple[int, str]] = set()
         with self._errors("open"):
             self._db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            # Chunks are blobs of up to megabytes: large pages mean far fewer overflow pages
+            # to chain and copy. Only takes effect when the database is created.
+            self._db.execute("PRAGMA page_size = 65536")
             self._db.execute("PRAGMA journal_mode = WAL")
             # NORMAL in WAL mode: a committed flush survives a process crash; only an OS
             # crash can lose the last transactions, and never corrupts the database.
@@ -255,9 +263,7 @@ class LocalStore:
                     db.execute(statement)
             row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is None:
-                db.execute(
-                    "INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-                )
+                db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             elif int(row[0]) > SCHEMA_VERSION:
                 raise SchemaError(
                     f"the store at {self.path} has schema version {row[0]}, newer than this "
@@ -282,7 +288,7 @@ class LocalStore:
         *,
         display_name: str | None = None,
         description: str | None = None,
-        tags: Sequence[dict[str, str]] | None = None,
+        tags: Sequence[dict[str, str]] | dict[str, str] | None = None,
     ) -> int:
         """Create the experiment if missing (display name and tags only apply then)."""
         with self._write("create experiment") as db:
@@ -300,7 +306,7 @@ class LocalStore:
         run_name: str,
         *,
         display_name: str | None = None,
-        tags: Sequence[dict[str, str]] | None = None,
+        tags: Sequence[dict[str, str]] | dict[str, str] | None = None,
         experiment_display_name: str | None = None,
     ) -> RunKey:
         """Create-or-load a run, as the official SDK's ``_load_or_create`` (race-free)."""
@@ -342,18 +348,31 @@ class LocalStore:
         message: str | None = None,
         started: float | None = None,
         ended: float | None = None,
+        world_size: int | None = None,
     ) -> None:
         """Record a worker's status; ``started`` keeps its first value, as the SDK's start."""
         now = time.time()
         with self._write("set status") as db:
             db.execute(
                 "INSERT INTO workers(run_id, worker, status, message, started, ended, "
-                "heartbeat, host, pid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "heartbeat, host, pid, world_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(run_id, worker) DO UPDATE SET status = excluded.status, "
                 "message = excluded.message, started = coalesce(started, excluded.started), "
                 "ended = excluded.ended, heartbeat = excluded.heartbeat, "
-                "host = excluded.host, pid = excluded.pid",
-                (run_id, worker, status, message, started, ended, now, _HOST, os.getpid()),
+                "host = excluded.host, pid = excluded.pid, "
+                "world_size = coalesce(excluded.world_size, world_size)",
+                (
+                    run_id,
+                    worker,
+                    status,
+                    message,
+                    started,
+                    ended,
+                    now,
+                    _HOST,
+                    os.getpid(),
+                    world_size,
+                ),
             )
 
     def existing_names(self, run_id: int) -> tuple[set[str], set[str], set[str]]:
@@ -385,6 +404,7 @@ class LocalStore:
                 (now, batch.run_id, batch.worker),
             )
             if batch.parameters:
+                self._warn_conflicts(db, batch)
                 db.executemany(
                     "INSERT INTO parameters(run_id, name, worker, kind, value, ts) "
                     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(run_id, name, worker) DO UPDATE SET "
@@ -416,6 +436,27 @@ class LocalStore:
             if batch.metrics:
                 self._write_metrics(db, batch, now)
 
+    def _warn_conflicts(self, db: sqlite3.Connection, batch: Batch) -> None:
+        """Two workers giving one parameter different values is reported, never hidden."""
+        latest = {p.name: p.value for p in batch.parameters}
+        marks = ",".join("?" * len(latest))
+        for name, other, kind, value in db.execute(
+            f"SELECT name, worker, kind, value FROM parameters WHERE run_id = ? AND "
+            f"worker != ? AND name IN ({marks})",
+            (batch.run_id, batch.worker, *latest),
+        ):
+            theirs = _decode_param(kind, value)
+            if _param_identity(theirs) != _param_identity(latest[name]):
+                _log.warning(
+                    "runstream: parameter %r differs between workers: %s wrote %r, %s wrote %r "
+                    "(kept per worker; the last write wins in the run's view)",
+                    name,
+                    other,
+                    theirs,
+                    batch.worker,
+                    latest[name],
+                )
+
     def _write_metrics(self, db: sqlite3.Connection, batch: Batch, now: float) -> None:
         ids = {name: self._metric_id(db, batch.run_id, name) for name in batch.metrics}
         db.executemany(
@@ -425,9 +466,9 @@ class LocalStore:
                 (
                     ids[name],
                     batch.worker,
-                    int(stats["count"].sum()),
-                    int(stats["step"][0]),
-                    int(stats["step"][-1]),
+                    stats.points,
+                    int(stats.step[0]),
+                    int(stats.step[-1]),
                     _aggregate.encode(stats),
                     now,
                 )
@@ -438,7 +479,8 @@ class LocalStore:
         old = {
             metric_id: _aggregate.decode(blob)
             for metric_id, blob in db.execute(
-                f"SELECT metric_id, data FROM summaries WHERE worker = ? AND metric_id IN ({marks})",
+                "SELECT metric_id, data FROM summaries WHERE worker = ? "
+                f"AND metric_id IN ({marks})",
                 (batch.worker, *ids.values()),
             )
         }
@@ -463,7 +505,7 @@ class LocalStore:
 
     # -- the read side --------------------------------------------------------------------
 
-    def _query(self, sql: str, args: Sequence[object] = ()) -> list[tuple[object, ...]]:
+    def _query(self, sql: str, args: Sequence[object] = ()) -> list[Any]:
         with self._lock, self._errors("read"):
             return self._db.execute(sql, args).fetchall()
 
@@ -478,8 +520,8 @@ class LocalStore:
                 experiment_name=str(name),
                 display_name=_opt_str(display),
                 description=_opt_str(description),
-                created=float(created),  # type: ignore[arg-type]
-                run_count=int(count),  # type: ignore[call-overload]
+                created=float(created),
+                run_count=int(count),
             )
             for name, display, description, created, count in rows
         ]
@@ -518,7 +560,7 @@ class LocalStore:
                 (experiment_name,),
             )
         name = None if unassigned else experiment_name
-        return [(RunKey(int(i), name, str(n)), float(c)) for i, n, c in rows]  # type: ignore[call-overload, arg-type]
+        return [(RunKey(int(i), name, str(n)), float(c)) for i, n, c in rows]
 
     def records(self, keys: Sequence[RunKey]) -> list[RunRecord]:
         """Read whole runs back, a few queries for any number of runs."""
@@ -536,7 +578,8 @@ class LocalStore:
             f"WHERE run_id IN ({temp}) ORDER BY ts"
         )
         workers = self._group(
-            "SELECT run_id, worker, status, message, started, ended, host, pid FROM workers "
+            "SELECT run_id, worker, status, message, started, ended, host, pid, world_size "
+            "FROM workers "
             f"WHERE run_id IN ({temp}) ORDER BY started"
         )
         summaries = self._group(
@@ -546,7 +589,7 @@ class LocalStore:
         return [
             _build_record(
                 key,
-                float(created[key.run_id]),  # type: ignore[arg-type]
+                float(created[key.run_id]),
                 params.get(key.run_id, []),
                 artifacts.get(key.run_id, []),
                 workers.get(key.run_id, []),
@@ -555,25 +598,43 @@ class LocalStore:
             for key in keys
         ]
 
-    def _group(self, sql: str) -> dict[int, list[tuple[object, ...]]]:
-        grouped: dict[int, list[tuple[object, ...]]] = {}
+    def _group(self, sql: str) -> dict[int, list[Any]]:
+        grouped: dict[int, list[Any]] = {}
         for row in self._query(sql):
-            grouped.setdefault(int(row[0]), []).append(row[1:])  # type: ignore[call-overload]
+            grouped.setdefault(int(row[0]), []).append(row[1:])
         return grouped
 
     def metric_names(self, run_id: int) -> list[str]:
-        return [str(r[0]) for r in self._query(
-            "SELECT name FROM metrics WHERE run_id = ? ORDER BY id", (run_id,)
-        )]
+        return [
+            str(r[0])
+            for r in self._query("SELECT name FROM metrics WHERE run_id = ? ORDER BY id", (run_id,))
+        ]
 
     def workers_of_metric(self, run_id: int, name: str) -> list[str]:
-        return [str(r[0]) for r in self._query(
-            "SELECT DISTINCT c.worker FROM chunks c JOIN metrics m ON m.id = c.metric_id "
-            "WHERE m.run_id = ? AND m.name = ? ORDER BY c.worker",
-            (run_id, name),
-        )]
+        return [
+            str(r[0])
+            for r in self._query(
+                "SELECT DISTINCT c.worker FROM chunks c JOIN metrics m ON m.id = c.metric_id "
+                "WHERE m.run_id = ? AND m.name = ? ORDER BY c.worker",
+                (run_id, name),
+            )
+        ]
 
-    def step_stats(self, run_id: int, name: str, worker: str | None = None) -> NDArray[np.void]:
+    def metric_version(self, run_id: int, name: str, worker: str | None = None) -> int:
+        """The newest chunk id of a metric (0 if none): it changes whenever data is added,
+        so readers can cache what they computed from :meth:`step_stats`."""
+        sql = (
+            "SELECT coalesce(max(c.id), 0) FROM chunks c JOIN metrics m ON m.id = c.metric_id "
+            "WHERE m.run_id = ? AND m.name = ?"
+        )
+        args: list[object] = [run_id, name]
+        if worker is not None:
+            sql += " AND c.worker = ?"
+            args.append(worker)
+        (version,) = self._query(sql, args)[0]
+        return int(version)
+
+    def step_stats(self, run_id: int, name: str, worker: str | None = None) -> StepStats:
         """A metric's step statistics merged over chunks (and workers, unless one is named)."""
         sql = (
             "SELECT c.data FROM chunks c JOIN metrics m ON m.id = c.metric_id "
@@ -586,10 +647,28 @@ class LocalStore:
         blobs = self._query(sql + " ORDER BY c.id", args)
         if not blobs:
             raise RunNotFoundError(f"run {run_id} has no metric named {name!r}")
-        return _aggregate.combine([_aggregate.decode(b[0]) for b in blobs])  # type: ignore[arg-type]
+        return _aggregate.combine([_aggregate.decode(b[0]) for b in blobs])
 
     def series(self, run_id: int, name: str, worker: str | None = None) -> Series:
         return Series(name, self.step_stats(run_id, name, worker))
+
+    def worker_series(self, run_id: int, name: str) -> dict[str, Series]:
+        """A metric's series for each worker that logged it (the per-worker view)."""
+        rows = self._query(
+            "SELECT c.worker, c.data FROM chunks c JOIN metrics m ON m.id = c.metric_id "
+            "WHERE m.run_id = ? AND m.name = ? ORDER BY c.id",
+            (run_id, name),
+        )
+        if not rows:
+            raise RunNotFoundError(f"run {run_id} has no metric named {name!r}")
+        parts: dict[str, list[StepStats]] = {}
+        for worker, blob in rows:
+            parts.setdefault(str(worker), []).append(_aggregate.decode(blob))
+        return {w: Series(name, _aggregate.combine(p)) for w, p in sorted(parts.items())}
+
+    def stragglers(self, run_id: int, name: str) -> Stragglers:
+        """For each step, the worker with the largest mean (the slowest, for a step time)."""
+        return Stragglers.from_series(name, self.worker_series(run_id, name))
 
 
 _HOST = os.uname().nodename if hasattr(os, "uname") else "localhost"
@@ -611,94 +690,115 @@ def _encode_param(value: ParameterValue) -> tuple[str, object]:
     return "n", value
 
 
-def _decode_param(kind: object, value: object) -> ParameterValue:
+def _decode_param(kind: object, value: Any) -> ParameterValue:
     if kind == "s":
         return str(value)
     if value == "NaN":
         return math.nan
-    return value  # type: ignore[return-value]
+    return value  # type: ignore[no-any-return]
 
 
 def _opt_str(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def _summarize_pair(a: NDArray[np.void], b: NDArray[np.void]) -> NDArray[np.void]:
-    """Merge two one-row summaries, keeping the later last step."""
-    merged = _aggregate.summarize(np.concatenate([a, b]))
-    merged["step"] = max(int(a["step"][0]), int(b["step"][0]))
-    return merged
+def _summarize_pair(a: StepStats, b: StepStats) -> StepStats:
+    """Merge two one-row summaries (the result keeps the later last step)."""
+    return _aggregate.summarize(_aggregate.concatenate([a, b]))
 
 
-def _summary_record(row: NDArray[np.void]) -> MetricSummary:
-    count = int(row["count"][0])
-    total, m2 = float(row["sum"][0]), float(row["m2"][0])
-    step = int(row["step"][0])
+def _summary_record(row: StepStats) -> MetricSummary:
+    count = int(row.count[0])
+    total, m2 = float(row.sum[0]), float(row.m2[0])
+    step = int(row.step[0])
     return MetricSummary(
-        min=float(row["min"][0]),
-        max=float(row["max"][0]),
+        min=float(row.min[0]),
+        max=float(row.max[0]),
         avg=total / count,
         std=math.sqrt(m2 / count) if count and not math.isnan(m2) and m2 >= 0 else math.nan,
-        last=float(row["last"][0]),
+        last=float(row.last[0]),
         count=count,
         last_step=step if step >= 0 else None,
-        timestamp=float(row["last_ts"][0]),
+        timestamp=float(row.last_ts[0]),
     )
 
 
-def _derive_status(workers: list[WorkerRecord]) -> tuple[str, str | None]:
-    """The run's status from its workers': Failed if any failed, Completed if all did."""
+def _derive_status(workers: list[WorkerRecord], world_size: int | None) -> tuple[str, str | None]:
+    """The run's status from its workers': Failed if any failed (else Stopped if any was
+    interrupted); Completed only when every worker completed (all ``world_size`` of them,
+    when the launcher said how many)."""
     if not workers:
         return "InProgress", None
-    failed = [w for w in workers if w.status == "Failed"]
-    if failed:
-        if len(workers) == 1:
-            return "Failed", failed[0].message
-        return "Failed", "; ".join(f"worker {w.worker}: {w.message}" for w in failed)
-    if all(w.status == "Completed" for w in workers):
+    for ending in ("Failed", "Stopped"):
+        ended = [w for w in workers if w.status == ending]
+        if ended:
+            if len(workers) == 1:
+                return ending, ended[0].message
+            return ending, "; ".join(f"worker {w.worker}: {w.message}" for w in ended)
+    unfinished = [w.worker for w in workers if w.status != "Completed"]
+    missing = max(0, (world_size or 0) - len(workers))
+    if not unfinished and not missing:
         return "Completed", None
-    return "InProgress", None
+    if len(workers) == 1 and not missing:
+        return "InProgress", None
+    waiting = [f"worker {w} has not finished" for w in unfinished]
+    if missing:
+        waiting.append(f"{missing} of {world_size} workers never started")
+    return "InProgress", "; ".join(waiting)
 
 
 def _build_record(
     key: RunKey,
     created: float,
-    params: list[tuple[object, ...]],
-    artifacts: list[tuple[object, ...]],
-    workers: list[tuple[object, ...]],
-    summaries: list[tuple[object, ...]],
+    params: list[Any],
+    artifacts: list[Any],
+    workers: list[Any],
+    summaries: list[Any],
 ) -> RunRecord:
-    parameters = {str(name): _decode_param(kind, value) for name, kind, value, _ts, _w in params}
+    # Rows come ordered by time: the last write wins across workers, as within one.
+    parameters: dict[str, ParameterValue] = {}
+    by_worker: dict[str, dict[str, ParameterValue]] = {}
+    for name, kind, value, _ts, writer in params:
+        decoded = _decode_param(kind, value)
+        parameters[str(name)] = decoded
+        by_worker.setdefault(str(name), {})[str(writer)] = decoded
+    conflicts = {
+        name: values
+        for name, values in by_worker.items()
+        if len({_param_identity(v) for v in values.values()}) > 1
+    }
     arts: dict[str, dict[str, Artifact]] = {"input": {}, "output": {}}
     for direction, name, value, media_type, sha, size in artifacts:
         arts[str(direction)][str(name)] = Artifact(
             value=str(value),
             media_type=_opt_str(media_type),
             sha256=_opt_str(sha),
-            size=None if size is None else int(size),  # type: ignore[call-overload]
+            size=None if size is None else int(size),
         )
     worker_records = [
         WorkerRecord(
             worker=str(w),
             status=str(status),
             message=_opt_str(message),
-            start_time=started,  # type: ignore[arg-type]
-            end_time=ended,  # type: ignore[arg-type]
+            start_time=started,
+            end_time=ended,
             host=_opt_str(host),
-            pid=pid,  # type: ignore[arg-type]
+            pid=pid,
         )
-        for w, status, message, started, ended, host, pid in workers
+        for w, status, message, started, ended, host, pid, _size in workers
     ]
-    by_metric: dict[str, list[NDArray[np.void]]] = {}
+    sizes = [int(row[-1]) for row in workers if row[-1] is not None]
+    world_size = max(sizes) if sizes else None
+    by_metric: dict[str, list[StepStats]] = {}
     for name, blob in summaries:
-        by_metric.setdefault(str(name), []).append(_aggregate.decode(blob))  # type: ignore[arg-type]
+        by_metric.setdefault(str(name), []).append(_aggregate.decode(blob))
     metrics = {}
     for name, rows in by_metric.items():
         merged = rows[0]
         for other in rows[1:]:
             merged = _summarize_pair(merged, other)
         metrics[name] = _summary_record(merged)
-    status, message = _derive_status(worker_records)
+    status, message = _derive_status(worker_records, world_size)
     starts = [w.start_time for w in worker_records if w.start_time is not None]
     ends = [w.end_time for w in worker_records if w.end_time is not None]
     return RunRecord(
@@ -716,4 +816,10 @@ def _build_record(
         metrics=metrics,
         artifacts=Artifacts(input=arts["input"], output=arts["output"]),
         workers=worker_records,
+        parameter_conflicts=conflicts,
     )
+
+
+def _param_identity(value: ParameterValue) -> object:
+    """NaN never equals itself; two NaNs written by two workers are no conflict."""
+    return "NaN" if isinstance(value, float) and math.isnan(value) else value

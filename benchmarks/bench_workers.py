@@ -1,0 +1,89 @@
+"""Many workers, one run: points per second into one run of the embedded store as the
+number of worker processes goes 1 -> 2 -> 4 -> 8, and each worker's own loop rate.
+
+Each worker is a real process logging ``--points`` points (4 metrics per step) into the
+same run, then closing it. Reported per worker count: the aggregate rate until the last
+worker's data is durable, and the median worker's logging rate, which shows how much
+each loop slows down as workers share the machine and the store.
+
+    python benchmarks/bench_workers.py [--points 500000] [--workers 1 2 4 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+
+from _machine import describe
+
+import runstream
+
+WORKER = textwrap.dedent(
+    """
+    import json, sys, time
+    import runstream
+    store, worker, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    start, began = time.perf_counter(), time.time()
+    with runstream.Run("bench", "workers", store=store, worker=worker) as run:
+        log = run.log_metric
+        for step in range(steps):
+            log("loss", 0.5, step=step)
+            log("accuracy", 0.25, step=step)
+            log("learning_rate", 1e-3, step=step)
+            log("step_time", 0.01, step=step)
+        logged = time.perf_counter() - start
+    print(json.dumps({"logged_s": logged, "began": began, "ended": time.time()}))
+    """
+)
+
+
+def run_workers(count: int, points: int) -> None:
+    steps = points // 4
+    with tempfile.TemporaryDirectory() as store:
+        runstream.Run("bench", "workers", store=store).close()  # create it once, up front
+        env = dict(os.environ, RUNSTREAM_WORLD_SIZE=str(count))
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", WORKER, store, f"w{i}", str(steps)],
+                stdout=subprocess.PIPE,
+                env=env,
+                text=True,
+            )
+            for i in range(count)
+        ]
+        outputs = [json.loads(p.communicate()[0]) for p in procs]
+        # From the first worker's first point to the last worker's close: interpreter
+        # start-up is not the store's cost.
+        wall = max(o["ended"] for o in outputs) - min(o["began"] for o in outputs)
+        record = runstream.list_runs("bench", store=store)[0].record()
+    total = count * steps * 4
+    stored = sum(m.count for m in record.metrics.values())
+    worker_rate = statistics.median(steps * 4 / o["logged_s"] for o in outputs)
+    print(
+        f"{count:>7} {total:>12,} {total / wall / 1e6:>14.2f} {worker_rate / 1e6:>16.2f} "
+        f"{stored:>12,} {record.status:>10}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--points", type=int, default=500_000, help="points per worker")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8])
+    args = parser.parse_args()
+    print(describe())
+    print(
+        f"{'workers':>7} {'points':>12} {'run M pts/s':>14} {'worker M pts/s':>16} "
+        f"{'read back':>12} {'status':>10}"
+    )
+    for count in args.workers:
+        run_workers(count, args.points)
+
+
+if __name__ == "__main__":
+    main()

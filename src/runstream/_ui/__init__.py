@@ -1,0 +1,1 @@
+"""The local web dashboard (``runstream ui``) and the HTML report share these files."""

@@ -1,0 +1,205 @@
+"""The dashboard's pages and the HTML report in headless Chromium, with screenshots.
+
+Screenshots are checked (not blank: many colours, line-coloured pixels in charts) and kept
+in ``$RUNSTREAM_SCREENSHOT_DIR`` when set, to look at.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+from dashboard_support import EXPERIMENT, KnownStore, build_known_store, chromium, screenshot_dir
+from runstream import Run
+from runstream._cli import main
+from runstream._store import LocalStore
+from runstream._ui._server import Dashboard
+
+PIL = pytest.importorskip("PIL.Image")
+# The first line colour of charts.js, as RGB.
+LINE_RGB = (0x25, 0x63, 0xEB)
+
+
+@pytest.fixture(scope="module")
+def known(tmp_path_factory: pytest.TempPathFactory) -> KnownStore:
+    return build_known_store(tmp_path_factory.mktemp("browser") / "store")
+
+
+@pytest.fixture(scope="module")
+def server(known: KnownStore) -> Iterator[Dashboard]:
+    with LocalStore(known.path) as store, Dashboard(store, port=0).start() as dashboard:
+        yield dashboard
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert not errors, errors  # any script error fails the test that caused it
+
+
+def open_view(page: Any, server: Dashboard, route: str, ready: str, **query: str) -> None:
+    hash_query = f"?{urlencode(query)}" if query else ""
+    page.goto(f"{server.url}#/{route}{hash_query}")
+    page.wait_for_selector(f"body[data-ready={ready}]", timeout=20_000)
+
+
+def check_screenshot(page: Any, path: Path, selector: str | None = None) -> Any:
+    """Take a screenshot and check it shows something: many colours, not one flat fill."""
+    target = page.locator(selector) if selector else page
+    png = target.screenshot(path=str(path))
+    image = PIL.open(io.BytesIO(png)).convert("RGB")
+    colours = image.getcolors(maxcolors=1 << 20) or []
+    assert len(colours) > 20, f"{path.name} looks blank"
+    dominant = max(count for count, _ in colours)
+    assert dominant < 0.97 * image.width * image.height, f"{path.name} is almost one colour"
+    return image
+
+
+def line_pixels(image: Any) -> int:
+    """Pixels close to the first series' colour: the chart drew its line."""
+    return sum(
+        count
+        for count, (r, g, b) in image.getcolors(maxcolors=1 << 20) or []
+        if abs(r - LINE_RGB[0]) + abs(g - LINE_RGB[1]) + abs(b - LINE_RGB[2]) < 60
+    )
+
+
+def test_experiments_page_lists_experiments(page: Any, server: Dashboard, tmp_path: Path) -> None:
+    open_view(page, server, "", "experiments")
+    assert page.locator("#experiments tbody tr").count() == 1
+    assert page.locator("#experiments").inner_text().startswith("experiment")
+    assert "Unassigned runs (1)" in page.inner_text("main")
+    check_screenshot(page, screenshot_dir(tmp_path) / "experiments.png")
+
+
+def test_experiment_table_sorts_filters_and_finds_the_best(
+    page: Any, server: Dashboard, known: KnownStore, tmp_path: Path
+) -> None:
+    open_view(page, server, "experiment", "runs", name=EXPERIMENT)
+    rows = page.locator("#runs tbody tr")
+    assert rows.count() == 4
+    check_screenshot(page, screenshot_dir(tmp_path) / "experiment-table.png")
+    # A filter on a parameter keeps the runs that match it.
+    page.fill("#search", "learning_rate>=0.1")
+    wanted = {n for n, lr in known.learning_rates.items() if lr >= 0.1} | {"two-workers"}
+    assert {rows.nth(i).get_attribute("data-run") for i in range(rows.count())} == wanted
+    page.fill("#search", "status=Failed")
+    assert rows.count() == 1
+    assert rows.first.get_attribute("data-run") == "lr-big"
+    page.fill("#search", "")
+    # Sorting by the learning rate column, ascending then descending.
+    header = page.locator("#runs thead th", has_text="learning_rate")
+    header.click()
+    ascending = sorted(known.learning_rates, key=known.learning_rates.__getitem__)
+    names = [rows.nth(i).get_attribute("data-run") for i in range(rows.count())]
+    assert [n for n in names if n in known.learning_rates] == ascending
+    header.click()
+    names = [rows.nth(i).get_attribute("data-run") for i in range(rows.count())]
+    assert [n for n in names if n in known.learning_rates] == ascending[::-1]
+    # Best run by highest accuracy.
+    page.select_option("#best-metric", "accuracy")
+    page.select_option("#best-dir", "true")
+    page.click("#find-best")
+    top = max(known.accuracy, key=lambda n: known.accuracy[n][-1])
+    page.wait_for_selector("tr.best")
+    assert page.locator("tr.best").get_attribute("data-run") == top
+    assert top in page.inner_text("#best")
+
+
+def test_run_page_draws_a_chart_per_metric(page: Any, server: Dashboard, tmp_path: Path) -> None:
+    open_view(page, server, "run", "charts", experiment=EXPERIMENT, run="lr-mid")
+    cards = page.locator("#charts .card")
+    assert cards.count() == 2  # loss and accuracy
+    assert page.locator("#charts canvas").count() == 2
+    assert cards.first.get_attribute("data-steps") == "40"
+    assert page.locator("#parameters").inner_text().count("learning_rate") == 1
+    image = check_screenshot(
+        page, screenshot_dir(tmp_path) / "run-chart.png", "#charts .card >> nth=0"
+    )
+    assert line_pixels(image) > 100
+
+
+def test_run_page_per_worker_view(page: Any, server: Dashboard) -> None:
+    open_view(page, server, "run", "charts", experiment=EXPERIMENT, run="two-workers")
+    card = page.locator("#charts .card").first
+    card.locator("select").select_option("workers")
+    page.wait_for_function(
+        "() => document.querySelector('#charts .chart').uplot.series.length === 3"
+    )
+    labels = page.evaluate(
+        "() => document.querySelector('#charts .chart').uplot.series.slice(1).map(s => s.label)"
+    )
+    assert labels == ["w0", "w1"]
+
+
+def test_run_page_links_stored_files(page: Any, server: Dashboard, known: KnownStore) -> None:
+    open_view(page, server, "run", "charts", experiment=EXPERIMENT, run="lr-small")
+    href = page.locator("#artifacts a", has_text="weights.bin").get_attribute("href")
+    response = page.request.get(server.url.rstrip("/") + href)
+    assert response.body() == known.file_bytes
+
+
+def test_compare_selected_runs_on_one_chart(page: Any, server: Dashboard, tmp_path: Path) -> None:
+    open_view(page, server, "experiment", "runs", name=EXPERIMENT)
+    for name in ("lr-small", "lr-mid"):
+        page.locator(f"#runs tr[data-run={name}] input[type=checkbox]").check()
+    page.select_option("#best-metric", "loss")
+    page.click("#compare")
+    page.wait_for_selector("body[data-ready=compare]", timeout=20_000)
+    labels = page.evaluate(
+        "() => document.querySelector('#compare-chart').uplot.series.slice(1).map(s => s.label)"
+    )
+    assert labels == ["lr-small", "lr-mid"]
+    assert page.locator("#compare-table thead th").count() == 3
+    image = check_screenshot(page, screenshot_dir(tmp_path) / "compare.png", ".card.wide")
+    assert line_pixels(image) > 100
+
+
+def test_live_run_refreshes(page: Any, tmp_path: Path) -> None:
+    store_path = tmp_path / "live"
+    with Run("live", "training", store=store_path) as run, LocalStore(store_path) as store:
+        for step in range(10):
+            run.log_metric("loss", 1.0 / (step + 1), step=step)
+        run.flush()
+        with Dashboard(store, port=0).start() as dashboard:
+            page.goto(f"{dashboard.url}?refresh=200#/run?experiment=live&run=training")
+            page.wait_for_selector("body[data-ready=charts]", timeout=20_000)
+            assert page.locator(".card").first.get_attribute("data-steps") == "10"
+            for step in range(10, 25):
+                run.log_metric("loss", 1.0 / (step + 1), step=step)
+            run.flush()
+            page.wait_for_selector(".card[data-steps='25']", timeout=20_000)
+            assert "InProgress" in page.inner_text("main")
+
+
+def test_report_opens_offline_in_the_browser(
+    page: Any, known: KnownStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "report.html"
+    assert main(["report", EXPERIMENT, "--store", str(known.path), "-o", str(report)]) == 0
+    capsys.readouterr()
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(report.as_uri())
+    page.wait_for_selector("body[data-ready=report]", timeout=20_000)
+    assert page.locator("#runs tbody tr").count() == 4
+    assert page.locator("#charts canvas").count() == 2  # accuracy and loss, all runs each
+    assert [r for r in requests if not r.startswith("file:")] == []  # self-contained
+    image = check_screenshot(page, screenshot_dir(tmp_path) / "report.png")
+    assert line_pixels(image) > 100
