@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ._exceptions import RunstreamError
+from ._exceptions import RunNotFoundError, RunstreamError
 from ._store import LocalStore
 
 if TYPE_CHECKING:
@@ -154,6 +154,18 @@ def _find(store: LocalStore, experiment: str, run: str) -> Any:
     return store.find_run(None if experiment == "-" else experiment.lower(), run.lower())
 
 
+def _find_metric(store: LocalStore, args: argparse.Namespace) -> Any:
+    """The run of ``args``, checking it has ``args.metric`` (an error names what it has)."""
+    key = _find(store, args.experiment, args.run)
+    names = store.metric_names(key.run_id)
+    if args.metric not in names:
+        raise RunNotFoundError(
+            f"run {key.run_name!r} has no metric named {args.metric!r}; it has: "
+            + (", ".join(names) or "none")
+        )
+    return key
+
+
 @command("show", "show one run: status, parameters, metrics, artifacts, workers")(_run_arguments)
 def _show(args: argparse.Namespace, store: LocalStore) -> Any:
     record = store.records([_find(store, args.experiment, args.run)])[0]
@@ -223,7 +235,7 @@ def _series_table(rows: Sequence[Any]) -> str:
     _series_arguments
 )
 def _series(args: argparse.Namespace, store: LocalStore) -> Any:
-    key = _find(store, args.experiment, args.run)
+    key = _find_metric(store, args)
     if args.by_worker:
         views = {w: s.rows() for w, s in store.worker_series(key.run_id, args.metric).items()}
         if not args.json:
@@ -245,7 +257,7 @@ def _stragglers_arguments(parser: argparse.ArgumentParser) -> None:
     _stragglers_arguments
 )
 def _stragglers(args: argparse.Namespace, store: LocalStore) -> Any:
-    key = _find(store, args.experiment, args.run)
+    key = _find_metric(store, args)
     stragglers = store.stragglers(key.run_id, args.metric)
     rows = stragglers.rows()
     if not args.json:

@@ -429,7 +429,8 @@ class Run:
         generation = self._flusher.request_close()
         if not self._flusher.wait_sync(generation, self._close_timeout):
             self._flusher.abandon()
-        self._thread.join()
+        # The last attempt is bounded by the store's busy timeout, then it spills.
+        self._thread.join(timeout=self._close_timeout)
         self._finish(exc)
 
     async def __aexit__(

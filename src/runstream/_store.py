@@ -53,7 +53,10 @@ _log = logging.getLogger("runstream")
 
 DB_NAME = "runstream.db"
 SCHEMA_VERSION = 1
-_BUSY_TIMEOUT_MS = 120_000
+# A write transaction holds the lock for milliseconds; a writer that waits 10 s is facing
+# a stuck lock. The flusher then keeps its batch and retries later (nothing is lost), and
+# closing a run stays bounded.
+_BUSY_TIMEOUT_MS = 10_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -273,6 +276,12 @@ class LocalStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def __del__(self) -> None:
+        # Runs read back by list_runs() share a store nobody closes explicitly.
+        db = getattr(self, "_db", None)
+        if db is not None:
+            db.close()
 
     def __enter__(self) -> LocalStore:
         return self
