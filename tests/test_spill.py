@@ -71,3 +71,37 @@ def test_a_long_outage_spills_to_disk_and_recovers_mid_run(tmp_path: Path) -> No
     series = run.series("loss")
     assert series.count.sum() == 5000
     assert series.mean.tolist() == [float(s) for s in range(5000)]
+
+
+def test_a_batch_the_store_refuses_is_set_aside_and_later_data_still_lands(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = runstream.Run("spill", "poison", store=tmp_path)
+    # A real SQLite trigger refuses one parameter: an error retrying can never fix.
+    db = sqlite3.connect(tmp_path / "runstream.db")
+    db.execute(
+        "CREATE TRIGGER poison BEFORE INSERT ON parameters WHEN NEW.name = 'poison' "
+        "BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END"
+    )
+    db.commit()
+    db.close()
+    with run:
+        run.log_parameter("poison", 1)
+        for step in range(10):
+            run.log_metric("loss", float(step), step=step)
+        refused = run.flush().stats
+        for step in range(10, 20):
+            run.log_metric("loss", float(step), step=step)
+        later = run.flush().stats
+    assert refused.points_rejected == 10
+    assert refused.points_written == 0
+    assert later.points_written == 10
+    assert later.points_logged == 20
+    assert later.points_pending == 0
+    assert "refused by a trigger" in caplog.text
+    assert len(list((tmp_path / "spill").glob("*.rejected"))) == 1
+    assert run.series("loss").step.tolist() == list(range(10, 20))
+    # The next run does not try to replay what the store refused.
+    with runstream.Run("spill", "after", store=tmp_path) as other:
+        other.log_metric("x", 1.0, step=0)
+    assert len(list((tmp_path / "spill").glob("*.rejected"))) == 1

@@ -27,6 +27,7 @@ from anyio.abc import TaskStatus
 
 from ._files import store_file
 from ._spill import replay_spills, spill_batch
+from ._store import is_transient
 
 if TYPE_CHECKING:
     from ._ingest import Ingest, PendingFile
@@ -84,6 +85,7 @@ class Flusher:
         self._next_attempt = 0.0
         self.points_written = 0
         self.points_spilled = 0
+        self.points_rejected = 0
         self._spilled: dict[Path, int] = {}  # spilled during the run, replayed on recovery
         self._spill_rows = spill_rows
         self.flushes = 0
@@ -251,6 +253,9 @@ class Flusher:
             self._store.write(batch)
         except Exception as exc:  # never let the store crash or block training
             self.write_errors += 1
+            if not is_transient(exc):
+                self._reject(batch, exc)
+                return self._replay_spilled()
             self._backoff = min(_MAX_BACKOFF, max(self._tick, self._backoff * 2))
             self._next_attempt = time.monotonic() + self._backoff
             self._record_error(f"store write failed, will retry: {exc}")
@@ -260,6 +265,19 @@ class Flusher:
         self.points_written += batch.points
         self.flushes += 1
         return self._replay_spilled()
+
+    def _reject(self, batch: Batch, exc: Exception) -> None:
+        """The store refuses this batch outright: set it aside on disk, keep going."""
+        try:
+            path = spill_batch(batch, self._store.path, rejected=True)
+        except OSError as spill_error:
+            self._record_error(
+                f"the store refused {batch.points} points ({exc}) and they "
+                f"could not be kept on disk: {spill_error}"
+            )
+            return
+        self.points_rejected += batch.points
+        self._record_error(f"the store refused {batch.points} points ({exc}); kept in {path}")
 
     def _keep_unwritten(self, batch: Batch) -> None:
         """Hold a failed batch for the retry; past ``spill_rows`` rows, hold it on disk

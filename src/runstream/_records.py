@@ -170,16 +170,19 @@ class Series:
 class RunStats(msgspec.Struct, frozen=True, kw_only=True):
     """A run's ingestion counters, from :attr:`runstream.Run.stats`.
 
-    ``points_logged == points_written + points_pending + points_spilled`` at all times: a
-    point is never dropped (``points_dropped`` exists so monitoring can assert it stays
-    zero). Spilled points are ones the store would not take before the run closed, kept in
-    a file beside it and written by the next run that opens the store.
+    ``points_logged == points_written + points_pending + points_spilled + points_rejected``
+    at all times: a point is never dropped (``points_dropped`` exists so monitoring can
+    assert it stays zero). Spilled points are ones the store could not take in time (a long
+    outage, or closing), kept in ``<store>/spill/`` and written in when it recovers or by
+    the next run. Rejected points are in a batch the store refused outright, kept there as
+    a ``.rejected`` file for inspection.
     """
 
     points_logged: int
     points_written: int
     points_pending: int
     points_spilled: int = 0
+    points_rejected: int = 0
     points_dropped: int = 0
     parameters_pending: int = 0
     files_pending: int = 0

@@ -26,7 +26,7 @@ import anyio
 from . import _names
 from ._distributed import lookup_run, publish_run
 from ._environment import exported_identity, run_from_environment, worker_identity, world_size
-from ._exceptions import FlushTimeoutError
+from ._exceptions import FlushTimeoutError, StoreError
 from ._flusher import Flusher
 from ._ingest import Ingest, PendingFile
 from ._records import Artifact, ParameterValue, RunRecord, RunStats, Series, Stragglers
@@ -482,7 +482,10 @@ class Run:
         self._activate()
 
     def _mark_started(self, store: LocalStore) -> None:
-        replay_spills(store)
+        try:
+            replay_spills(store)
+        except StoreError as exc:  # the store is busy: the files wait for the next run
+            _log.warning("runstream: spilled batches not replayed yet: %s", exc)
         params, inputs, outputs = store.existing_names(self._key.run_id)
         self._parameter_names = params
         self._artifact_names = {"input": inputs, "output": outputs}
@@ -601,13 +604,14 @@ class Run:
         # Written and spilled first, then logged (consistent with drains): pending is never
         # negative, and a batch being written still counts as pending, never as nothing.
         written = flusher.points_written
-        spilled = flusher.points_spilled
+        spilled = flusher.points_spilled + flusher.points_rejected
         logged = ingest.logged_points()
         return RunStats(
             points_logged=logged,
             points_written=written,
             points_pending=logged - written - spilled,
-            points_spilled=spilled,
+            points_spilled=flusher.points_spilled,
+            points_rejected=flusher.points_rejected,
             parameters_pending=len(ingest.parameters) + flusher.unwritten_parameters,
             files_pending=flusher.files_pending + len(ingest.files),
             files_written=flusher.files_written,

@@ -17,12 +17,13 @@ import msgspec
 
 from . import _aggregate
 from ._records import Artifact, ParameterValue
-from ._store import ArtifactWrite, Batch, LocalStore, ParameterWrite
+from ._store import ArtifactWrite, Batch, LocalStore, ParameterWrite, is_transient
 
 __all__ = ("replay_spills", "spill_batch")
 
 _log = logging.getLogger("runstream")
 _SUFFIX = ".batch"
+_REJECTED = ".rejected"
 
 
 class _Spilled(msgspec.Struct, frozen=True):
@@ -33,8 +34,12 @@ class _Spilled(msgspec.Struct, frozen=True):
     artifacts: list[tuple[str, str, Artifact, float]]
 
 
-def spill_batch(batch: Batch, store_path: Path) -> Path:
-    """Write ``batch`` durably beside the store; returns the file."""
+def spill_batch(batch: Batch, store_path: Path, *, rejected: bool = False) -> Path:
+    """Write ``batch`` durably beside the store; returns the file.
+
+    A ``rejected`` batch (one the store refused outright) is kept under another suffix,
+    for inspection, and never replayed automatically.
+    """
     folder = store_path / "spill"
     folder.mkdir(parents=True, exist_ok=True)
     record = _Spilled(
@@ -44,7 +49,7 @@ def spill_batch(batch: Batch, store_path: Path) -> Path:
         parameters=[(p.name, p.value, p.ts) for p in batch.parameters],
         artifacts=[(a.direction, a.name, a.artifact, a.ts) for a in batch.artifacts],
     )
-    target = folder / f"{uuid.uuid4().hex}{_SUFFIX}"
+    target = folder / f"{uuid.uuid4().hex}{_REJECTED if rejected else _SUFFIX}"
     temporary = target.with_suffix(".tmp")
     with open(temporary, "wb") as f:
         f.write(msgspec.msgpack.encode(record))
@@ -58,7 +63,8 @@ def replay_spills(store: LocalStore, only: list[Path] | None = None) -> int:
     """Write spilled batches into the store, oldest first; returns the points replayed.
 
     Each file is claimed by renaming it first, so two processes never write one twice. A
-    batch that cannot be written goes back for the next attempt.
+    batch that cannot be written now goes back for the next attempt (and the error is
+    raised); one the store refuses outright is set aside as ``.rejected`` and logged.
     """
     folder = store.path / "spill"
     if only is None:
@@ -83,9 +89,13 @@ def replay_spills(store: LocalStore, only: list[Path] | None = None) -> int:
         )
         try:
             store.write(batch)
-        except BaseException:
-            os.rename(claimed, path)
-            raise
+        except Exception as exc:
+            if is_transient(exc):  # try again later; the caller hears about it
+                os.rename(claimed, path)
+                raise
+            os.rename(claimed, path.with_suffix(_REJECTED))
+            _log.error("runstream: the store refuses the spilled batch %s: %s", path, exc)
+            continue
         claimed.unlink()
         replayed += batch.points
         _log.warning(

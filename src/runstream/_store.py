@@ -47,7 +47,15 @@ from ._records import (
 if TYPE_CHECKING:
     from ._aggregate import StepStats
 
-__all__ = ("DB_NAME", "SCHEMA_VERSION", "Batch", "LocalStore", "ParameterWrite", "RunKey")
+__all__ = (
+    "DB_NAME",
+    "SCHEMA_VERSION",
+    "Batch",
+    "LocalStore",
+    "ParameterWrite",
+    "RunKey",
+    "is_transient",
+)
 
 _log = logging.getLogger("runstream")
 
@@ -187,6 +195,16 @@ class Batch:
             self.metrics[name] = stats if mine is None else _aggregate.combine([mine, stats])
         self.parameters.extend(later.parameters)
         self.artifacts.extend(later.artifacts)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Will retrying help? A locked, busy, full or failing disk: yes. A batch the schema
+    refuses (a constraint, a value SQLite cannot bind): no, retrying it would block every
+    later write."""
+    cause = exc.__cause__ if isinstance(exc, StoreError) else exc
+    return not isinstance(
+        cause, sqlite3.IntegrityError | sqlite3.InterfaceError | sqlite3.ProgrammingError
+    )
 
 
 def default_store_path() -> Path:
