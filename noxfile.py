@@ -48,3 +48,22 @@ def bench_ui(session: nox.Session) -> None:
     """The dashboard benchmarks (needs the system's chromium): first paint, 1M points, 10k runs."""
     install(session, "bench-ui")
     session.run("python", "benchmarks/bench_ui.py", *session.posargs)
+
+
+@nox.session(venv_backend="virtualenv")
+def integrations(session: nox.Session) -> None:
+    """Framework tensors and runstream.integrations in real CPU trainings (heavy, opt-in).
+
+    pip, not uv: ``torch==2.13.0`` comes first, from the CPU build on this machine's disk
+    (uv does not look there, and a looser pin would fetch a CUDA build of several GB).
+    """
+    session.install("torch==2.13.0")
+    install(session, "integrations", extras="[keras,lightning,transformers]")
+    session.run(
+        "pytest",
+        "tests/test_tensors.py",
+        "tests/test_tensors_torch.py",
+        "tests/integrations",
+        *session.posargs,
+        env={"KERAS_BACKEND": "torch"},
+    )

@@ -1,7 +1,7 @@
 """The background flusher when the store misbehaves: nothing reaches the training loop,
 nothing is dropped silently, and the data lands once the store is writable again.
 
-The store waits up to 120 s for SQLite's write lock (so that several writers never see
+The store waits up to 10 s for SQLite's write lock (so that several writers never see
 "database is locked"). To fail fast here, the tests shorten that wait: the module constant
 ``runstream._store._BUSY_TIMEOUT_MS`` is the seam, read when a store is opened.
 """
@@ -94,13 +94,16 @@ def test_a_full_disk_mid_write_is_retried_and_lands(store: str) -> None:
     with Run("exp", "run", store=store, flush_interval=0.02, tick=0.01) as run:
         assert run._store is not None
         db = run._store._db
-        db.execute(f"PRAGMA max_page_count = {db.execute('PRAGMA page_count').fetchone()[0]}")
+        with run._store._lock:
+            pages = db.execute("PRAGMA page_count").fetchone()[0]
+            db.execute(f"PRAGMA max_page_count = {pages}")
         for step in range(20_000):
             run.log_metric("fresh", float(step), step=step)
         wait_for(lambda: run.stats.write_errors >= 2, "two failed writes")
         assert "database or disk is full" in (run.stats.last_error or "")
         assert run.stats.points_pending == 20_000
-        db.execute("PRAGMA max_page_count = 1073741823")
+        with run._store._lock:  # not in the middle of the flusher's own transaction
+            db.execute("PRAGMA max_page_count = 1073741823")
         assert run.flush(timeout=30).stats.points_written == 20_000
     assert run.series("fresh").step.tolist() == list(range(20_000))
     assert run.record().status == "Completed"

@@ -391,7 +391,7 @@ def test_metrics_are_read_back_exactly(store: str) -> None:
     with Run("exp", "run", store=store) as run:
         for step in range(5):
             run.log_metric("loss", 1.0 / (step + 1), step=step)
-            run.log_metrics({"acc": step / 10, "lr": np.float32(0.5)}, step=step)  # type: ignore[dict-item]
+            run.log_metrics({"acc": step / 10, "lr": np.float32(0.5)}, step=step)
         run.log_metric("loss", 0.1, step=4)  # a second point at step 4
         run.log_metric("np-step", 2.0, step=np.int64(7))  # type: ignore[arg-type]
     after = time.time()
@@ -559,7 +559,7 @@ def test_nan_and_infinities_are_kept_with_one_warning_per_run(store: str) -> Non
         ) as caught:
             run.log_metric("loss", math.nan, step=0)
             run.log_metric("loss", math.inf, step=1)
-            run.log_metrics({"grad": -math.inf, "loss": np.float32("nan")}, step=2)  # type: ignore[dict-item]
+            run.log_metrics({"grad": -math.inf, "loss": np.float32("nan")}, step=2)
             run.log_metric("loss", 1.0, step=3)
         assert len(caught) == 1
         assert caught[0].filename == __file__  # points at the user's call

@@ -192,10 +192,17 @@ class Flusher:
             )
             if due and time.monotonic() >= self._next_attempt:
                 last_write = time.monotonic()
-                if await run_blocking(self._write_pending) and not self.files_pending:
+                written = await run_blocking(self._write_pending)
+                # Device tensors still being copied count as unwritten (see _tensors).
+                if written and not self.files_pending and not self._ingest.device_pending:
                     self._complete(requested)
             if closing and (
-                self._abandoned or (self._unwritten is None and not self.files_pending)
+                self._abandoned
+                or (
+                    self._unwritten is None
+                    and not self.files_pending
+                    and not self._ingest.device_pending
+                )
             ):
                 return
 

@@ -17,6 +17,8 @@ clock read on the hot path. SageMaker keeps whole seconds anyway.
 
 from __future__ import annotations
 
+import logging
+import numbers
 import threading
 import time
 import warnings
@@ -25,16 +27,21 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import _aggregate
+from . import _aggregate, _names
 from ._store import ArtifactWrite, Batch, ParameterWrite
+from ._tensors import DeviceValues, capture
 
 if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
     from ._aggregate import StepStats
     from ._records import Artifact, ParameterValue
+    from ._tensors import Captured, DeviceEntry
 
 __all__ = ("Ingest", "PendingFile")
 
 MAX_METRIC_NAME_LEN = 255
+_log = logging.getLogger("runstream")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +76,8 @@ class Ingest:
         self._nonfinite_warned = False
         self.compactions = 0
         self.drained_points = 0
+        # Framework tensors on a device, between the call and ``lists`` (see _tensors).
+        self.device: DeviceValues | None = None
 
     def register(self, name: object) -> list[float]:
         """First use of a metric name: validate it and create its list."""
@@ -90,20 +99,63 @@ class Ingest:
                 stacklevel=3,
             )
 
+    # -- device tensors (the slow path of log_metric) --------------------------------------
+
+    def metric_value(
+        self, name: str, value: object, step: object, timestamp: object
+    ) -> float | None:
+        """A metric value that is not a ``float``: the number, or ``None`` for a device
+        tensor, which is deferred and reaches ``lists`` once copied off the device."""
+        if not isinstance(value, numbers.Real):
+            captured = capture(value)
+            if captured is not None:
+                self._defer(name, captured, step, timestamp)
+                return None
+        return _names.coerce_metric_value(value)
+
+    def _defer(self, name: str, captured: Captured, step: object, timestamp: object) -> None:
+        checked = -1 if step is None else _names.check_step(step)
+        stamp = None if timestamp is None else _names.coerce_timestamp(timestamp)
+        if self.device is None:
+            self.device = DeviceValues()
+        self.device.add(name, captured, checked, stamp)
+
+    @property
+    def device_pending(self) -> int:
+        """Device values logged and not yet copied off the device."""
+        return 0 if self.device is None else self.device.pending
+
+    @property
+    def device_lost(self) -> int:
+        return 0 if self.device is None else self.device.lost
+
+    def _deliver(self, entries: list[DeviceEntry], values: NDArray[np.float64]) -> None:
+        for entry, value in zip(entries, values.tolist(), strict=True):
+            if value - value and not self._nonfinite_warned:
+                # The flusher's thread: a log record, not a warning the caller could see.
+                self._nonfinite_warned = True
+                _log.warning("runstream: metric %r got %s; kept (warned once)", entry.name, value)
+            if entry.timestamp is None:
+                self.lists.setdefault(entry.name, []).extend((entry.step, value))
+            else:
+                self.stamped.append((entry.name, value, entry.step, entry.timestamp))
+
     # -- consumer side --------------------------------------------------------------------
 
     def buffered_points(self) -> int:
-        return sum(len(buf) for buf in self.lists.values()) // 2 + len(self.stamped)
+        lists = sum(len(buf) for buf in self.lists.values()) // 2
+        return lists + len(self.stamped) + self.device_pending
 
     @property
     def pending_points(self) -> int:
         return self._pending_points
 
     def logged_points(self) -> int:
-        """Every point ever appended: drained plus still buffered. Read under the drain
-        lock, so a point moving from its buffer to the drained count is counted once."""
+        """Every point ever logged: drained, still buffered, or a device value lost. Read
+        under the drain lock, so a point moving from its buffer to the drained count is
+        counted once."""
         with self._lock:
-            return self.drained_points + self.buffered_points()
+            return self.drained_points + self.buffered_points() + self.device_lost
 
     def compact(self, name: str) -> None:
         """Called by the producer when a metric's list is over capacity: aggregate it now."""
@@ -119,6 +171,8 @@ class Ingest:
     def drain(self, now: float | None = None) -> int:
         """Move every buffered point into numpy step statistics stamped ``now``."""
         now = time.time() if now is None else now
+        if self.device is not None:
+            self.device.poll(self._deliver)  # copies that landed join this drain
         moved = 0
         with self._lock:
             for name, buf in list(self.lists.items()):

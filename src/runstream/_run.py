@@ -19,7 +19,7 @@ from collections.abc import Generator, Mapping
 from contextlib import AsyncExitStack
 from contextvars import ContextVar, Token
 from types import TracebackType
-from typing import Any
+from typing import Any, SupportsFloat
 
 import anyio
 
@@ -216,13 +216,15 @@ class Run:
     def log_metric(
         self,
         name: str,
-        value: float,
+        value: SupportsFloat,
         timestamp: Any | None = None,
         step: int | None = None,
     ) -> None:
         """Record a metric value at a step. Never blocks and never does I/O.
 
-        :param value: a number (NaN and infinities are kept, with one warning per run)
+        :param value: a number (NaN and infinities are kept, with one warning per run), or a
+            0-d/one-element PyTorch, JAX or CuPy tensor: one on a GPU stays there and is
+            copied off asynchronously, without syncing the device (see ``_tensors``)
         :param timestamp: a ``datetime`` or epoch seconds within the service's window
             (two weeks back, two hours ahead); default: now, to within ``tick``
         :param step: a non-negative ``int``; points without a step are bucketed per second
@@ -235,7 +237,10 @@ class Run:
         if buf is None:
             buf = self._new_metric(name)
         if type(value) is not float:
-            value = _names.coerce_metric_value(value)
+            number = self._ingest.metric_value(name, value, step, timestamp)
+            if number is None:  # a device tensor: it reaches the buffer once copied
+                return
+            value = number
         if value - value:  # NaN or infinite: finite values give 0.0
             self._ingest.warn_nonfinite(name, value)
         if step is None:
@@ -249,7 +254,7 @@ class Run:
         if len(buf) > self._capacity2:
             self._ingest.compact(name)
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+    def log_metrics(self, metrics: Mapping[str, SupportsFloat], step: int | None = None) -> None:
         """Record several metrics at one step; the same rules as :meth:`log_metric`."""
         if step is None:
             step = -1
@@ -270,7 +275,10 @@ class Run:
             if buf is None:
                 buf = self._new_metric(name)
             if type(value) is not float:
-                value = _names.coerce_metric_value(value)
+                number = self._ingest.metric_value(name, value, None if step < 0 else step, None)
+                if number is None:  # a device tensor: it reaches the buffer once copied
+                    continue
+                value = number
             if value - value:
                 self._ingest.warn_nonfinite(name, value)
             buf += (step, value)
@@ -605,13 +613,15 @@ class Run:
         # negative, and a batch being written still counts as pending, never as nothing.
         written = flusher.points_written
         spilled = flusher.points_spilled + flusher.points_rejected
+        dropped = ingest.device_lost  # device values no copy nor read could recover
         logged = ingest.logged_points()
         return RunStats(
             points_logged=logged,
             points_written=written,
-            points_pending=logged - written - spilled,
+            points_pending=logged - written - spilled - dropped,
             points_spilled=flusher.points_spilled,
             points_rejected=flusher.points_rejected,
+            points_dropped=dropped,
             parameters_pending=len(ingest.parameters) + flusher.unwritten_parameters,
             files_pending=flusher.files_pending + len(ingest.files),
             files_written=flusher.files_written,

@@ -1,0 +1,1 @@
+"""Tests of runstream.integrations, each in a real short training (nox -s integrations)."""
