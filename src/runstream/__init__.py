@@ -7,6 +7,7 @@ flusher aggregates them with numpy and writes them to an embedded SQLite store.
 
 from __future__ import annotations
 
+from ._exceptions import BackendError as BackendError
 from ._exceptions import FlushTimeoutError as FlushTimeoutError
 from ._exceptions import RunNotFoundError as RunNotFoundError
 from ._exceptions import RunstreamError as RunstreamError
@@ -24,6 +25,7 @@ from ._records import RunRecord as RunRecord
 from ._records import RunStats as RunStats
 from ._records import Series as Series
 from ._records import SeriesRow as SeriesRow
+from ._records import SyncStatus as SyncStatus
 from ._records import WorkerRecord as WorkerRecord
 from ._run import Flush as Flush
 from ._run import Run as Run
@@ -33,6 +35,7 @@ from ._run import load_run as load_run
 __all__ = (
     "Artifact",
     "Artifacts",
+    "BackendError",
     "Experiment",
     "ExperimentRecord",
     "Flush",
@@ -49,6 +52,7 @@ __all__ = (
     "SortByType",
     "SortOrderType",
     "StoreError",
+    "SyncStatus",
     "WorkerRecord",
     "current_run",
     "list_runs",

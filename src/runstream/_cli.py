@@ -228,6 +228,8 @@ def _delete(args: argparse.Namespace, store: LocalStore) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import _sync_cli  # noqa: F401  (registers sync, status and --backend)
+
     parser = argparse.ArgumentParser(
         prog="runstream", description="Browse runstream experiments and runs."
     )

@@ -22,8 +22,10 @@ from types import TracebackType
 from typing import Any
 
 import anyio
+import msgspec
 
 from . import _names
+from ._backend import Companion, open_companions, resolve_backend
 from ._environment import exported_identity, run_from_environment, worker_identity
 from ._exceptions import FlushTimeoutError
 from ._flusher import Flusher
@@ -88,6 +90,8 @@ class Run:
     :param close_timeout: seconds closing waits for the last flush and file copies
     :param tick: seconds between buffer drains, the timestamp resolution of points logged
         without a timestamp
+    :param backend: ``"local"`` (the store only) or ``"sagemaker"`` (the store, synced to
+        SageMaker Experiments and S3 in the background); default ``$RUNSTREAM_BACKEND``
     """
 
     def __init__(
@@ -107,6 +111,7 @@ class Run:
         capacity: int = 1_000_000,
         close_timeout: float = 60.0,
         tick: float = 0.05,
+        backend: str | None = None,
     ) -> None:
         if experiment_name is None:
             if run_name is None:
@@ -129,6 +134,7 @@ class Run:
         self.run_group_name = _names.run_group_name(experiment) if experiment else None
         tc_name = _names.trial_component_name(experiment, run) if experiment else run
         self._trial_component = _TrialComponent(tc_name)
+        self._backend = resolve_backend(backend, experiment, tc_name)
         self.sagemaker_session = sagemaker_session
         self.artifact_bucket = artifact_bucket
         self.artifact_prefix = artifact_prefix
@@ -168,6 +174,7 @@ class Run:
         self._capacity = 1_000_000
         self._store = store
         self._key = key
+        self._backend = "local"
         self._init_logging_state()
         self._in_load = False
         return self
@@ -186,6 +193,7 @@ class Run:
         self._env: Any = None
         self._parameter_names: set[str] = set()
         self._artifact_names: dict[str, set[str]] = {"input": set(), "output": set()}
+        self._companions: list[Companion] = []
 
     # -- identity, as the official SDK ----------------------------------------------------
 
@@ -354,15 +362,21 @@ class Run:
     def __enter__(self) -> Run:
         if self._enter_nested():
             return self
-        self._open(self._store_or_open())
+        store = self._store_or_open()
+        self._companions = self._open_companions(store)
+        self._open(store)
         self._flusher = self._make_flusher()
         flusher = self._flusher
+        companions = self._companions
         ready = threading.Event()
 
         def serve_in_thread() -> None:
             async def main() -> None:
                 ready.set()
-                await flusher.serve(_run_inline)
+                async with anyio.create_task_group() as tasks:
+                    for companion in companions:  # a backend's sender, beside the flusher
+                        tasks.start_soon(companion.run, _run_inline)
+                    await flusher.serve(_run_inline)
 
             try:
                 anyio.run(main)
@@ -380,6 +394,7 @@ class Run:
         if self._enter_nested():
             return self
         store = await anyio.to_thread.run_sync(self._store_or_open)
+        self._companions = await anyio.to_thread.run_sync(self._open_companions, store)
         await anyio.to_thread.run_sync(self._mark_started, store)
         self._flusher = self._make_flusher()
         limiter = anyio.CapacityLimiter(1)
@@ -390,6 +405,8 @@ class Run:
         stack = AsyncExitStack()
         task_group = await stack.enter_async_context(anyio.create_task_group())
         await task_group.start(self._flusher.serve, run_in_worker)
+        for companion in self._companions:
+            task_group.start_soon(companion.run, run_in_worker)
         self._exit_stack = stack
         self._activate()
         return self
@@ -407,8 +424,9 @@ class Run:
         generation = self._flusher.request_close()
         if not self._flusher.wait_sync(generation, self._close_timeout):
             self._flusher.abandon()
+        self._finish(exc)  # before the companions' last round, so they send the status too
+        self._close_companions()
         self._thread.join()
-        self._finish(exc)
 
     async def __aexit__(
         self,
@@ -424,8 +442,9 @@ class Run:
             generation = self._flusher.request_close()
             if not await self._flusher.wait_async(generation, self._close_timeout):
                 self._flusher.abandon()
-            await self._exit_stack.aclose()
             await anyio.to_thread.run_sync(self._finish, exc)
+            self._close_companions()
+            await self._exit_stack.aclose()
 
     def _enter_nested(self) -> bool:
         """Re-entering the same run (``with load_run()`` inside its ``with Run()``) nests."""
@@ -449,6 +468,21 @@ class Run:
         if self._store is None:
             self._store = LocalStore(self._store_path)
         return self._store
+
+    def _open_companions(self, store: LocalStore) -> list[Companion]:
+        return open_companions(
+            self._backend,
+            store,
+            self._key.run_id,
+            artifact_bucket=self.artifact_bucket,
+            artifact_prefix=self.artifact_prefix,
+            sagemaker_session=self.sagemaker_session,
+            close_timeout=self._close_timeout,
+        )
+
+    def _close_companions(self) -> None:
+        for companion in self._companions:
+            companion.close()
 
     def _open(self, store: LocalStore) -> None:
         self._mark_started(store)
@@ -560,6 +594,9 @@ class Run:
                 points_pending=buffered + ingest.pending_points,
             )
         pending = flusher.pending_points
+        sync = next((c.status for c in self._companions if c.status is not None), None)
+        if sync is not None:  # plus what is not even in the store yet
+            sync = msgspec.structs.replace(sync, points_pending=sync.points_pending + pending)
         return RunStats(
             points_logged=flusher.points_written + pending,
             points_written=flusher.points_written,
@@ -571,6 +608,7 @@ class Run:
             write_errors=flusher.write_errors,
             compactions=ingest.compactions,
             last_error=flusher.last_error,
+            sync=sync,
         )
 
     # -- the read side --------------------------------------------------------------------

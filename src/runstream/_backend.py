@@ -1,0 +1,93 @@
+"""Where a run's data goes besides the local store, which is always written first.
+
+``Run(..., backend="sagemaker")`` or ``RUNSTREAM_BACKEND=sagemaker`` adds a *companion*:
+a task that runs in the run's flusher event loop and syncs what the store holds to
+SageMaker Experiments and S3 (:mod:`runstream._aws`). The default, ``"local"``, has none.
+A companion is started after the run's credentials were checked, and closed after the
+run's last local write and final status, so it sends those too.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ._records import SyncStatus
+    from ._store import LocalStore
+
+__all__ = ("BACKENDS", "ENV_BACKEND", "Companion", "open_companions", "resolve_backend")
+
+ENV_BACKEND = "RUNSTREAM_BACKEND"
+BACKENDS = ("local", "sagemaker")
+
+
+class Companion(Protocol):
+    """A task beside the flusher, in its event loop."""
+
+    async def run(self, blocking: Callable[[Callable[[], Any]], Awaitable[Any]]) -> None:
+        """Serve until :meth:`close`, then finish (bounded) and return. Never raises."""
+
+    def close(self) -> None:
+        """Thread-safe: the run's last data and status are in the store."""
+
+    @property
+    def status(self) -> SyncStatus | None: ...
+
+
+def resolve_backend(backend: str | None, experiment: str | None, tc_name: str) -> str:
+    """The backend named by the argument, else ``$RUNSTREAM_BACKEND``, else ``"local"``.
+
+    :raises ValueError: an unknown backend, or names SageMaker would refuse
+    :raises ImportError: ``"sagemaker"`` without the ``aws`` extra installed
+    """
+    name = backend if backend is not None else os.environ.get(ENV_BACKEND) or "local"
+    source = "backend" if backend is not None else ENV_BACKEND
+    if name not in BACKENDS:
+        raise ValueError(f"{source}={name!r} is not a backend; choose one of {BACKENDS}")
+    if name == "sagemaker":
+        if importlib.util.find_spec("aioboto3") is None:
+            raise ImportError(
+                "backend='sagemaker' needs aioboto3: install runstream's aws extra "
+                "(pip install 'runstream[aws]')"
+            )
+        from ._aws import check_sagemaker_name
+
+        if experiment is not None:
+            check_sagemaker_name("experiment_name", experiment)
+        check_sagemaker_name("trial component (<experiment>-<run>)", tc_name)
+    return name
+
+
+def open_companions(
+    backend: str,
+    store: LocalStore,
+    run_id: int,
+    *,
+    artifact_bucket: str | None,
+    artifact_prefix: str | None,
+    sagemaker_session: object | None,
+    close_timeout: float,
+) -> list[Companion]:
+    """Start what ``backend`` needs beside the flusher (after an early credentials check).
+
+    :raises runstream.BackendError: the backend refuses the run's credentials
+    """
+    if backend != "sagemaker":
+        return []
+    from ._aws import SageMakerCompanion, preflight
+
+    preflight(
+        store,
+        run_id,
+        bucket_name=artifact_bucket,
+        prefix=artifact_prefix,
+        sagemaker_session=sagemaker_session,
+    )
+    return [
+        SageMakerCompanion(
+            store, run_id, sagemaker_session=sagemaker_session, close_timeout=close_timeout
+        )
+    ]
