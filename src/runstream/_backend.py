@@ -10,18 +10,31 @@ run's last local write and final status, so it sends those too.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ._records import SyncStatus
     from ._store import LocalStore
 
-__all__ = ("BACKENDS", "ENV_BACKEND", "Companion", "open_companions", "resolve_backend")
+__all__ = (
+    "BACKENDS",
+    "ENV_BACKEND",
+    "Companion",
+    "job_run",
+    "open_companions",
+    "resolve_backend",
+    "running_in_job",
+)
 
 ENV_BACKEND = "RUNSTREAM_BACKEND"
 BACKENDS = ("local", "sagemaker")
+# How the official SDK recognizes a SageMaker job (sagemaker/experiments/_environment.py).
+TRAINING_JOB_ARN_ENV = "TRAINING_JOB_ARN"
+TRANSFORM_JOB_ARN_ENV = "TRANSFORM_JOB_ARN"
+PROCESSING_JOB_CONFIG_PATH = "/opt/ml/config/processingjobconfig.json"
 
 
 class Companion(Protocol):
@@ -91,3 +104,29 @@ def open_companions(
             store, run_id, sagemaker_session=sagemaker_session, close_timeout=close_timeout
         )
     ]
+
+
+def running_in_job(
+    environ: Mapping[str, str] = os.environ, processing_config: str | None = None
+) -> tuple[str, str] | None:
+    """``(kind, job name)`` inside a SageMaker training, processing or transform job."""
+    processing_config = processing_config or PROCESSING_JOB_CONFIG_PATH
+    if environ.get(TRAINING_JOB_ARN_ENV):
+        return "training", environ[TRAINING_JOB_ARN_ENV].split("/")[-1]
+    if os.path.exists(processing_config):
+        with open(processing_config) as config:
+            arn = str(json.load(config)["ProcessingJobArn"])
+        return "processing", arn.split("/")[-1]
+    if environ.get(TRANSFORM_JOB_ARN_ENV):
+        return "transform", environ[TRANSFORM_JOB_ARN_ENV].split("/")[-1]
+    return None
+
+
+def job_run(sagemaker_session: object | None = None) -> tuple[str, str] | None:
+    """``(experiment, run)`` from the ExperimentConfig of the SageMaker job this process
+    runs in, or ``None`` outside one (checked without importing the AWS SDK)."""
+    if running_in_job() is None:
+        return None
+    from ._aws import job_run as describe_job_run
+
+    return describe_job_run(sagemaker_session)

@@ -25,7 +25,7 @@ import anyio
 import msgspec
 
 from . import _names
-from ._backend import Companion, open_companions, resolve_backend
+from ._backend import Companion, job_run, open_companions, resolve_backend
 from ._environment import exported_identity, run_from_environment, worker_identity
 from ._exceptions import FlushTimeoutError
 from ._flusher import Flusher
@@ -674,9 +674,12 @@ def load_run(
     *,
     store: str | os.PathLike[str] | None = None,
     worker: str | None = None,
+    backend: str | None = None,
 ) -> Run:
     """Find the run to log into: explicit names, then the run in context, then the
-    environment a parent run exported (see :mod:`runstream._environment`).
+    environment a parent run exported (see :mod:`runstream._environment`), then the
+    ExperimentConfig of the SageMaker job this process runs in (which selects
+    ``backend="sagemaker"`` unless ``backend`` says otherwise).
 
     :raises ValueError: ``run_name`` without ``experiment_name``
     :raises RuntimeError: no run could be found
@@ -702,6 +705,7 @@ def load_run(
             artifact_prefix=artifact_prefix,
             store=store,
             worker=worker,
+            backend=backend,
         )
     elif (current := _current.get()) is not None:
         run = current
@@ -713,6 +717,18 @@ def load_run(
             sagemaker_session=sagemaker_session,
             store=store or exported_store,
             worker=worker,
+            backend=backend,
+        )
+    elif (job := job_run(sagemaker_session)) is not None:
+        run = Run(
+            *job,
+            tags=tags,
+            sagemaker_session=sagemaker_session,
+            artifact_bucket=artifact_bucket,
+            artifact_prefix=artifact_prefix,
+            store=store,
+            worker=worker,
+            backend=backend or "sagemaker",
         )
     else:
         raise RuntimeError(

@@ -8,42 +8,24 @@ The describe call is retried 4 times (1, 2, 4 s apart), as the official SDK does
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from typing import Any
 
 import anyio
 
+from .._backend import running_in_job
 from ._clients import open_clients, session_for
 
-__all__ = ("PROCESSING_JOB_CONFIG_PATH", "job_run", "running_in_job")
+__all__ = ("job_run",)
 
-TRAINING_JOB_ARN_ENV = "TRAINING_JOB_ARN"
-TRANSFORM_JOB_ARN_ENV = "TRANSFORM_JOB_ARN"
-PROCESSING_JOB_CONFIG_PATH = "/opt/ml/config/processingjobconfig.json"
 _ATTEMPTS = 4
-
-
-def running_in_job(
-    environ: Mapping[str, str] = os.environ, processing_config: str = PROCESSING_JOB_CONFIG_PATH
-) -> tuple[str, str] | None:
-    """``(kind, job name)`` when this process runs inside a SageMaker job, else ``None``."""
-    if environ.get(TRAINING_JOB_ARN_ENV):
-        return "training", environ[TRAINING_JOB_ARN_ENV].split("/")[-1]
-    if os.path.exists(processing_config):
-        with open(processing_config) as config:
-            arn = str(json.load(config)["ProcessingJobArn"])
-        return "processing", arn.split("/")[-1]
-    if environ.get(TRANSFORM_JOB_ARN_ENV):
-        return "transform", environ[TRANSFORM_JOB_ARN_ENV].split("/")[-1]
-    return None
 
 
 def job_run(
     sagemaker_session: object | None = None,
     environ: Mapping[str, str] = os.environ,
-    processing_config: str = PROCESSING_JOB_CONFIG_PATH,
+    processing_config: str | None = None,
 ) -> tuple[str, str] | None:
     """``(experiment, run)`` of the job this process runs in, or ``None`` outside a job.
 

@@ -243,7 +243,9 @@ class RunSync:
         series, retries, more = await self._run(gather)
         if not series and not retries:
             return True
-        rate = bucket("BatchPutMetrics").rate
+        # Sized by the configured rate, not the throttled one: a throttled round just takes
+        # longer, and the next round finds a bigger backlog and groups more.
+        rate = bucket("BatchPutMetrics").ceiling
         budget = max(10, int(rate * 10 * config.horizon))
         for call in plan(series, retries, budget):
             result = await self._send(call)
@@ -404,13 +406,13 @@ class SageMakerCompanion:
         *,
         sagemaker_session: object | None = None,
         close_timeout: float = 60.0,
-        config: SyncConfig = DEFAULT_CONFIG,
+        config: SyncConfig | None = None,
     ) -> None:
         self._store = store
         self._run_id = run_id
         self._sagemaker_session = sagemaker_session
         self._close_timeout = close_timeout
-        self._config = config
+        self._config = config or DEFAULT_CONFIG
         self._closing = threading.Event()
         self._closed_at = math.inf
         self._own: RunSync | None = None
@@ -576,7 +578,7 @@ def sync_store(
     *,
     timeout: float = 300.0,
     concurrency: int = 4,
-    config: SyncConfig = DEFAULT_CONFIG,
+    config: SyncConfig | None = None,
 ) -> list[SyncStatus]:
     """Send what the store's registered runs (or ``run_ids``) have not sent; report each.
 
@@ -585,6 +587,7 @@ def sync_store(
     targets = journal.targets(store, run_ids)
     if not targets:
         return []
+    config = config or DEFAULT_CONFIG
 
     async def main() -> list[SyncStatus]:
         async with open_clients(session_for()) as clients:

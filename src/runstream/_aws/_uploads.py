@@ -15,14 +15,12 @@ object's metadata: an object already holding the same content is not uploaded ag
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
-from ._clients import Failure, classify
 from ._ratelimit import bucket
 
 if TYPE_CHECKING:
@@ -36,8 +34,6 @@ DEFAULT_PREFIX = "trial-component-artifacts"
 _TRANSFER = TransferConfig(
     multipart_threshold=8 * 1024 * 1024, multipart_chunksize=8 * 1024 * 1024, max_concurrency=4
 )
-_known_buckets: set[tuple[str, str]] = set()
-_known_lock = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,19 +54,13 @@ async def default_bucket(clients: Clients, account: str) -> str:
     """``sagemaker-<region>-<account>``, created if missing, refused if someone else's."""
     region = clients.region
     name = f"sagemaker-{region}-{account}"
-    with _known_lock:
-        if (name, account) in _known_buckets:
-            return name
     s3 = clients.s3
     await bucket("control").take()
     try:
         await s3.head_bucket(Bucket=name, ExpectedBucketOwner=account)
     except ClientError as exc:
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if status == 403:
-            raise
-        if status != 404:
-            raise
+        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 404:
+            raise  # 403: the name is taken by another account; never write there
         config = {} if region == "us-east-1" else {"LocationConstraint": region}
         try:
             if config:
@@ -80,8 +70,6 @@ async def default_bucket(clients: Clients, account: str) -> str:
         except ClientError as created:
             if created.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
                 raise
-    with _known_lock:
-        _known_buckets.add((name, account))
     return name
 
 
@@ -110,10 +98,6 @@ async def _head(
         found: dict[str, Any] = await clients.s3.head_object(Bucket=bucket_name, Key=key, **owner)
     except ClientError as exc:
         if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
-            return None
-        if classify(exc).failure is Failure.REJECTED and exc.response.get("Error", {}).get(
-            "Code"
-        ) in ("404", "NoSuchKey", "NotFound"):
             return None
         raise
     return found
