@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
+import msgspec
 
 from .._exceptions import BackendError
 from .._store import LocalStore, RunKey
@@ -221,6 +222,15 @@ class RunSync:
         key = RunKey(target.run_id, target.experiment_name, target.run_name)
         return self.store.records([key])[0]
 
+    def _live_failure(self, outcome: Outcome) -> None:
+        """Show a failure in ``Run.stats`` at once; the store records it with the call."""
+        if self.snapshot is not None:
+            self.snapshot = msgspec.structs.replace(
+                self.snapshot,
+                throttled=self.snapshot.throttled + int(outcome.failure is Failure.THROTTLED),
+                last_error=str(outcome),
+            )
+
     async def refresh(self) -> None:
         store, target, files = self.store, self.target, self.files_pending
         self.snapshot = await self._run(lambda: journal.status(store, target, files_pending=files))
@@ -247,10 +257,12 @@ class RunSync:
         # longer, and the next round finds a bigger backlog and groups more.
         rate = bucket("BatchPutMetrics").ceiling
         budget = max(10, int(rate * 10 * config.horizon))
+        again = False
         for call in plan(series, retries, budget):
             result = await self._send(call)
+            again = again or bool(result.retry)
             await self._run(lambda result=result: journal.commit(store, run_id, result))  # type: ignore[misc]
-        return not more and not retries
+        return not more and not again
 
     async def _send(self, call: Call) -> CallResult:
         """Send one call until it is acknowledged (or refused as a whole)."""
@@ -276,6 +288,7 @@ class RunSync:
                     limiter.throttled()
                     throttled += 1
                 resent += sum(i.points for i in call.items)
+                self._live_failure(outcome)
                 delay = self._backoff.failed()
                 _log.debug("runstream: BatchPutMetrics %s; retrying in %.2fs", outcome, delay)
                 await anyio.sleep(delay)
@@ -481,7 +494,7 @@ class SageMakerCompanion:
                 own.target.run_name,
                 left.points_pending,
                 left.files_pending,
-                left.last_error or "timed out",
+                left.last_error or f"not done after close_timeout={self._close_timeout}s",
                 self._store.path,
             )
 
