@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 __all__ = (
+    "ENVIRON_LOCK",
     "ENV_EXPERIMENT",
     "ENV_RUN",
     "ENV_STORE",
@@ -67,17 +69,24 @@ def run_from_environment(
     return environ.get(ENV_EXPERIMENT) or None, run, environ.get(ENV_STORE) or None
 
 
+#: Held while runstream changes ``os.environ``, and by code in other threads that iterates
+#: it (botocore does, creating a client): a key removed mid-iteration raises KeyError.
+ENVIRON_LOCK = threading.RLock()
+
+
 @contextmanager
 def exported_identity(experiment: str | None, run: str, store: str) -> Iterator[None]:
     """Export a run's identity for child processes while the block runs, then restore."""
     values = {ENV_EXPERIMENT: experiment or "", ENV_RUN: run, ENV_STORE: store}
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
+    with ENVIRON_LOCK:
+        saved = {key: os.environ.get(key) for key in values}
+        os.environ.update(values)
     try:
         yield
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        with ENVIRON_LOCK:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value

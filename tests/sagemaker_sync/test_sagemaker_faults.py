@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from conftest import THROTTLE, Forward, is_batch_put_metrics
 
 import runstream
 
+from .moto_rig import THROTTLE, Forward, is_batch_put_metrics
+
 if TYPE_CHECKING:
-    from conftest import Environ, Rig
+    from .moto_rig import Environ, Rig
 
 WAIT = 60.0  # a bound on waiting for a background event, never an assertion on speed
 
@@ -193,7 +194,7 @@ def test_a_sender_killed_mid_batch_resumes_and_sends_nothing_twice(
         0,
     )
     delivered = Counter(aws.injector.delivered)
-    assert sorted(step for _, step in delivered) == list(range(150))
+    assert sorted(int(step or 0) for _, step in delivered) == list(range(150))
     assert set(delivered.values()) == {1}
     assert summaries(aws, "crash-r1")["loss"]["Count"] == 150
 

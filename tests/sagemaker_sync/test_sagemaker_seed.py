@@ -16,7 +16,7 @@ import pytest
 import runstream
 
 if TYPE_CHECKING:
-    from conftest import Rig
+    from .moto_rig import Rig
 
 ACCOUNT = "123456789012"
 BUCKET = f"sagemaker-us-east-1-{ACCOUNT}"
@@ -145,9 +145,11 @@ def test_reentering_the_run_sends_only_what_changed(aws: Rig, tmp_path: Path) ->
     before = len(aws.injector.requested)
     s3_puts = []
     aws.injector.handlers.append(
-        lambda environ, body: s3_puts.append(environ["PATH_INFO"])
-        if environ["REQUEST_METHOD"] == "PUT" and environ["PATH_INFO"].startswith(f"/{BUCKET}/")
-        else None
+        lambda environ, body: (
+            s3_puts.append(environ["PATH_INFO"])
+            if environ["REQUEST_METHOD"] == "PUT" and environ["PATH_INFO"].startswith(f"/{BUCKET}/")
+            else None
+        )
     )
     notes = tmp_path / "notes.txt"  # the same content, logged again
     with runstream.Run("churn-model", "baseline", store=store, backend="sagemaker") as run:
@@ -168,9 +170,11 @@ def test_large_file_goes_multipart_to_the_named_bucket(aws: Rig, tmp_path: Path)
     big.write_bytes(bytes(range(256)) * (10 * 4096))  # 10 MiB: over the 8 MiB threshold
     parts: list[str] = []
     aws.injector.handlers.append(
-        lambda environ, body: parts.append(environ["QUERY_STRING"])
-        if "partNumber=" in environ.get("QUERY_STRING", "")
-        else None
+        lambda environ, body: (
+            parts.append(environ["QUERY_STRING"])
+            if "partNumber=" in environ.get("QUERY_STRING", "")
+            else None
+        )
     )
     store = tmp_path / "store"
     with runstream.Run(
@@ -183,7 +187,8 @@ def test_large_file_goes_multipart_to_the_named_bucket(aws: Rig, tmp_path: Path)
     ) as run:
         run.log_file(str(big), name="weights")
     assert len(parts) == 2
-    head = aws.boto3("s3").head_object(Bucket="team-artifacts", Key="models/churn-model-big/weights")
+    key = "models/churn-model-big/weights"
+    head = aws.boto3("s3").head_object(Bucket="team-artifacts", Key=key)
     assert head["ContentLength"] == big.stat().st_size
     assert head["ETag"].endswith('-2"')  # a multipart ETag
     tc = aws.boto3("sagemaker").describe_trial_component(TrialComponentName="churn-model-big")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import enum
 import os
-import threading
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -29,6 +28,8 @@ from botocore.exceptions import (
     PartialCredentialsError,
     ProfileNotFound,
 )
+
+from .._environment import ENVIRON_LOCK
 
 __all__ = ("Clients", "Failure", "Outcome", "classify", "open_clients", "session_for")
 
@@ -127,10 +128,11 @@ def classify(exc: BaseException) -> Outcome:
 
 
 _sessions: dict[tuple[str | None, ...], aioboto3.Session] = {}
-# botocore sessions are not thread-safe while they create clients; each run's sender
-# lives in its own thread, so creation is serialized (it takes milliseconds once the
-# service models are loaded, which is what sharing the session saves: ~0.3 s a run).
-_session_lock = threading.Lock()
+# botocore sessions are not thread-safe while they create clients, and creating one reads
+# all of os.environ (proxies), which another thread's run may be changing as it enters or
+# leaves: so creation holds the lock runstream changes the environment under. It takes
+# milliseconds once the service models are loaded (sharing the session saves ~0.3 s).
+_session_lock = ENVIRON_LOCK
 
 
 def session_for(sagemaker_session: object | None = None) -> aioboto3.Session:
