@@ -124,6 +124,8 @@ class RunSync:
         self._file_backoff = Backoff(cap=max(config.max_backoff, 300.0))
         self._s3: S3Target | None = None
         self.blocked: str | None = None
+        #: another process holds this run's lease (a worker of the same run, a sync)
+        self.elsewhere = False
         self.files_pending = 0
         self.snapshot: SyncStatus | None = None
 
@@ -146,7 +148,9 @@ class RunSync:
         if not await self._run(
             lambda: journal.acquire_lease(store, run_id, self._owner, self._config.lease_ttl)
         ):
+            self.elsewhere = True  # another live process is sending this run: let it
             return False
+        self.elsewhere = False
         try:
             caught_up = await self._round()
         except _Stop as stop:
@@ -466,7 +470,8 @@ class SageMakerCompanion:
                         others.append(leftover)  # not done (or someone else's): later
                     else:
                         await leftover.release()
-                await self._pause(self._config.interval if caught_up else 0.05)
+                idle = caught_up or own.elsewhere
+                await self._pause(self._config.interval if idle else 0.05)
             await self._drain(own)
         finally:
             with anyio.CancelScope(shield=True):
@@ -482,12 +487,14 @@ class SageMakerCompanion:
         remaining = self._closed_at + self._close_timeout - time.monotonic()
         with anyio.move_on_after(max(0.0, remaining)):
             while not await own.round():
-                if own.blocked:
+                if own.blocked or own.elsewhere:
                     break
                 await own.wait()
         await own.refresh()
         left = own.snapshot
-        if left is not None and left.state != "synced":
+        if own.elsewhere:
+            _log.info("runstream: run %r is being sent by another process", own.target.run_name)
+        elif left is not None and left.state != "synced":
             _log.warning(
                 "runstream: run %r closed with %d points and %d files not yet in SageMaker "
                 "(%s); they are kept in %s: run `runstream sync` to send them",
@@ -621,7 +628,7 @@ def sync_store(
                 async with limiter:
                     with anyio.move_on_after(timeout):
                         while not await sync.round():
-                            if sync.blocked:
+                            if sync.blocked or sync.elsewhere:
                                 break
                             await sync.wait()
                     with anyio.CancelScope(shield=True):
