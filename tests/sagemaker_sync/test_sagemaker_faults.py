@@ -241,3 +241,61 @@ def test_refused_credentials_fail_early_and_keep_the_data_locally(
     (status,) = json.loads(synced.stdout)
     assert (status["state"], status["points_sent"]) == ("synced", 40)
     assert summaries(aws, "offline-r1")["loss"]["Count"] == 40
+
+
+WORKER = textwrap.dedent(
+    """
+    import sys
+    import runstream
+    first = int(sys.argv[2])
+    with runstream.Run("workers", "r1", store=sys.argv[1], backend="sagemaker") as run:
+        print("entered", flush=True)
+        for step in range(first, first + 120):
+            run.log_metric("loss", float(step), step=step)
+            if step % 40 == 0:
+                run.flush()
+    """
+)
+
+
+def test_worker_processes_of_one_run_share_a_store_and_send_each_point_once(
+    aws: Rig, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    workers = []
+    for rank, first in enumerate((0, 1000)):
+        worker = subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(store), str(first)],
+            env={**os.environ, "RUNSTREAM_WORKER": f"rank-{rank}"},
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        workers.append(worker)
+        # The second worker starts once the entities exist: it then loads them from the
+        # store's record instead of creating them again (which moto, unlike SageMaker,
+        # would treat as a reset of the trial component).
+        assert worker.stdout is not None
+        assert worker.stdout.readline().strip() == "entered"
+    for worker in workers:
+        assert worker.wait(timeout=WAIT * 2) == 0
+        assert worker.stdout is not None
+        worker.stdout.close()
+    leftover = subprocess.run(  # whatever a worker left to the other, now nobody holds it
+        [sys.executable, "-m", "runstream", "sync", "--store", str(store), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    (status,) = json.loads(leftover.stdout)
+    assert (status["state"], status["points_sent"], status["points_pending"]) == (
+        "synced",
+        240,
+        0,
+    )
+    delivered = Counter(aws.injector.delivered)
+    assert set(delivered.values()) == {1}
+    assert len(delivered) == 240
+    found = aws.boto3("sagemaker").describe_trial_component(TrialComponentName="workers-r1")
+    assert found["Status"]["PrimaryStatus"] == "Completed"
+    assert {m["MetricName"]: m["Count"] for m in found["Metrics"]} == {"loss": 240}

@@ -214,14 +214,17 @@ def note(
     throttled: int = 0,
     retried: int = 0,
     synced: bool = False,
+    caught_up: bool = False,
 ) -> None:
-    """Record an error (or a clean round) and the counters that go with it."""
+    """Record an error (or a clean round) and the counters that go with it. A round that
+    caught up clears the last error: it no longer describes anything pending."""
     with store._write("record sync state") as db:
         db.execute(
-            "UPDATE sync_runs SET last_error = coalesce(?, last_error), blocked = ?, "
+            "UPDATE sync_runs SET last_error = CASE WHEN ? THEN NULL "
+            "ELSE coalesce(?, last_error) END, blocked = ?, "
             "throttled = throttled + ?, points_retried = points_retried + ?, "
             "last_sync = CASE WHEN ? THEN ? ELSE last_sync END WHERE run_id = ?",
-            (error, blocked, throttled, retried, synced, time.time(), run_id),
+            (caught_up, error, blocked, throttled, retried, synced, time.time(), run_id),
         )
 
 

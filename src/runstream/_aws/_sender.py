@@ -166,7 +166,7 @@ class RunSync:
         if self.blocked is not None:
             self.blocked = None
         self._backoff.succeeded()
-        await self._run(lambda: journal.note(store, run_id, synced=True))
+        await self._run(lambda: journal.note(store, run_id, synced=True, caught_up=caught_up))
         await self.refresh()
         return caught_up
 
