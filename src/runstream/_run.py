@@ -444,7 +444,9 @@ class Run:
                 self._flusher.abandon()
             await anyio.to_thread.run_sync(self._finish, exc)
             self._close_companions()
-            await self._exit_stack.aclose()
+        # Outside the shield: the task group was entered before it, and cancel scopes must
+        # exit in the reverse order (anyio raises otherwise). The data is written by now.
+        await self._exit_stack.aclose()
 
     def _enter_nested(self) -> bool:
         """Re-entering the same run (``with load_run()`` inside its ``with Run()``) nests."""

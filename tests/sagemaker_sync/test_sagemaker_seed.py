@@ -212,3 +212,23 @@ def test_environment_selects_the_backend(
         run.log_metric("loss", 0.5, step=0)
     tc = aws.boto3("sagemaker").describe_trial_component(TrialComponentName="env-exp-r1")
     assert [m["Count"] for m in tc["Metrics"]] == [1]
+
+
+def test_async_with_runs_the_sender_in_the_callers_event_loop(aws: Rig, tmp_path: Path) -> None:
+    import anyio
+
+    async def train() -> runstream.Run:
+        async with runstream.Run("async-exp", "r1", store=tmp_path, backend="sagemaker") as run:
+            for step in range(25):
+                run.log_metric("loss", 1.0 / (step + 1), step=step)
+                await anyio.sleep(0)
+            stats = await run.flush()
+            assert stats.points_written == 25
+        return run
+
+    run = anyio.run(train)
+    assert run.stats.sync is not None
+    assert run.stats.sync.state == "synced"
+    tc = aws.boto3("sagemaker").describe_trial_component(TrialComponentName="async-exp-r1")
+    assert tc["Status"]["PrimaryStatus"] == "Completed"
+    assert [(m["MetricName"], m["Count"]) for m in tc["Metrics"]] == [("loss", 25)]
