@@ -106,17 +106,22 @@ def set_rate(calls_per_second: float | None) -> None:
 # -- 1. API calls per 1M points -----------------------------------------------------------
 
 
-def calls_per_million(store: str, seconds: float) -> None:
+def calls_per_million(store: str, seconds: float, steps_per_second: float | None) -> None:
+    """Log 4 metrics per step for ``seconds``, as fast as possible or paced."""
     set_rate(None)  # the default budget: 10 BatchPutMetrics calls per second
     names = ("loss", "acc", "lr", "grad_norm")
     steps = 0
+    label = "as fast as possible" if steps_per_second is None else f"{steps_per_second:g} steps/s"
     started = time.perf_counter()
-    with runstream.Run("bench", "as-fast-as-possible", store=store, backend="sagemaker") as run:
+    with runstream.Run("bench", f"calls-{steps_per_second or 0:g}", store=store,
+                       backend="sagemaker") as run:  # fmt: skip
         values = np.random.default_rng(0).random(1024).tolist()
-        while time.perf_counter() - started < seconds:
-            for _ in range(1000):
-                v = values[steps % 1024]
-                run.log_metrics(dict.fromkeys(names, v), step=steps)
+        while (now := time.perf_counter() - started) < seconds:
+            if steps_per_second is not None and steps >= now * steps_per_second:
+                time.sleep(0.001)
+                continue
+            for _ in range(100 if steps_per_second is None else 1):
+                run.log_metrics(dict.fromkeys(names, values[steps % 1024]), step=steps)
                 steps += 1
         logged = time.perf_counter() - started
     closed = time.perf_counter() - started
@@ -124,13 +129,12 @@ def calls_per_million(store: str, seconds: float) -> None:
     assert sync is not None
     points = steps * len(names)
     print(
-        f"  runstream, default budget: {points:,} points in {logged:.1f} s "
-        f"({points / logged:,.0f} points/s logged); {sync.api_calls} API calls "
-        f"({sync.data_sent:,} data sent) = {sync.api_calls / points * 1e6:,.0f} calls per 1M "
-        f"points; all acknowledged {closed - logged:.1f} s after the loop; "
-        f"pending {sync.points_pending}, rejected {sync.points_rejected}"
+        f"  runstream, {label}: {points:,} points ({points / logged:,.0f}/s); "
+        f"{sync.api_calls} API calls, {sync.data_sent:,} data sent = "
+        f"{sync.api_calls / points * 1e6:,.0f} calls per 1M points; acknowledged "
+        f"{closed - logged:.1f} s after the loop; pending {sync.points_pending}, "
+        f"rejected {sync.points_rejected}"
     )
-    print("  official SDK: 100,000 BatchPutMetrics calls per 1M points (10 per call, always)")
 
 
 # -- 2. delivery at full resolution -----------------------------------------------------
@@ -181,16 +185,24 @@ def training_loop(log: Callable[[int, dict[str, float]], None] | None, steps: in
     return (time.perf_counter() - started) / steps
 
 
+def tracked_loop(store: str, backend: str, name: str, steps: int) -> float:
+    with runstream.Run("bench", name, store=store, backend=backend) as run:
+        return training_loop(lambda s, m: run.log_metrics(m, step=s), steps)
+
+
 def slowdown(store: str, steps: int, official: bool) -> None:
+    """Best of 3 (this machine is shared: the minimum is the least disturbed run)."""
     set_rate(None)
-    baseline = min(training_loop(None, steps) for _ in range(2))
-    rows = [("no tracking", baseline)]
-    with runstream.Run("bench", "loop-local", store=store, backend="local") as run:
-        rows.append(("runstream, local store", training_loop(
-            lambda s, m: run.log_metrics(m, step=s), steps)))  # fmt: skip
-    with runstream.Run("bench", "loop-sagemaker", store=store, backend="sagemaker") as run:
-        rows.append(("runstream, syncing to SageMaker", training_loop(
-            lambda s, m: run.log_metrics(m, step=s), steps)))  # fmt: skip
+    rows: list[tuple[str, float]] = [("no tracking", 1.0), ("runstream, local store", 1.0),
+                                     ("runstream, syncing to SageMaker", 1.0)]  # fmt: skip
+    for attempt in range(3):  # interleaved, so drifting load hits all alike
+        measured = (
+            training_loop(None, steps),
+            tracked_loop(store, "local", f"loop-local-{attempt}", steps),
+            tracked_loop(store, "sagemaker", f"loop-sm-{attempt}", steps),
+        )
+        rows = [(label, min(best, new)) for (label, best), new in zip(rows, measured, strict=True)]
+    baseline = rows[0][1]
     official_row = official_sdk_loop(steps) if official else None
     if official_row is not None:
         rows.append(official_row)
@@ -251,8 +263,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as home, moto_server() as endpoint:
         configure(endpoint, home)
         print(f"moto server: {endpoint} (child process)")
-        print("1. API calls per 1M points (4 metrics per step, logged as fast as possible)")
-        calls_per_million(os.path.join(home, "s1"), seconds=5 * scale)
+        print("1. API calls per 1M points (4 metrics per step; official SDK: 100,000, always)")
+        calls_per_million(os.path.join(home, "s1"), 5 * scale, steps_per_second=None)
+        calls_per_million(os.path.join(home, "s1"), 5 * scale, steps_per_second=500)
+        calls_per_million(os.path.join(home, "s1"), 5 * scale, steps_per_second=20)
         print("2. points/s delivered to moto at full resolution (1 point per step)")
         deliver(os.path.join(home, "s2"), runs=1, steps=int(10_000 * scale))
         deliver(os.path.join(home, "s3"), runs=8, steps=int(2_500 * scale))

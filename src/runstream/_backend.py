@@ -92,18 +92,18 @@ def open_companions(
         return []
     from ._aws import SageMakerCompanion, preflight
 
+    companion = SageMakerCompanion(
+        store, run_id, sagemaker_session=sagemaker_session, close_timeout=close_timeout
+    )
     preflight(
         store,
         run_id,
         bucket_name=artifact_bucket,
         prefix=artifact_prefix,
         sagemaker_session=sagemaker_session,
+        owner=companion.owner,
     )
-    return [
-        SageMakerCompanion(
-            store, run_id, sagemaker_session=sagemaker_session, close_timeout=close_timeout
-        )
-    ]
+    return [companion]
 
 
 def running_in_job(

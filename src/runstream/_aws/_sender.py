@@ -433,6 +433,8 @@ class SageMakerCompanion:
         self._closing = threading.Event()
         self._closed_at = math.inf
         self._own: RunSync | None = None
+        #: the lease holder name of this run's sender (taken by :func:`preflight`)
+        self.owner = journal.new_owner()
 
     def close(self) -> None:
         """The run is over and its last data and status are in the store: drain and stop."""
@@ -452,7 +454,7 @@ class SageMakerCompanion:
             await self._wait_closed()
 
     async def _serve(self, clients: Clients, blocking: Blocking) -> None:
-        store, identity, owner = self._store, _Identity(clients), journal.new_owner()
+        store, identity, owner = self._store, _Identity(clients), self.owner
         found = await blocking(lambda: journal.targets(store))
         syncs = [
             RunSync(store, t, clients, identity, blocking, owner=owner, config=self._config)
@@ -520,8 +522,10 @@ def preflight(
     bucket_name: str | None,
     prefix: str | None,
     sagemaker_session: object | None = None,
+    owner: str | None = None,
 ) -> None:
-    """Register the run for sync and check, once, that AWS takes these credentials.
+    """Register the run for sync (leased to ``owner``, its sender) and check, once, that
+    AWS takes these credentials.
 
     Runs in a thread of its own (the caller may be inside an event loop). Credentials that
     are missing or refused raise :class:`BackendError` now, rather than after hours of
@@ -531,10 +535,16 @@ def preflight(
     :raises BackendError: no region, no credentials, or credentials AWS refuses
     """
     journal.register(store, run_id, bucket=bucket_name, prefix=prefix)
+    if owner is not None:
+        # Claim the run now: a sender already running in this store (another run's,
+        # adopting leftovers) must not take a live run from its own sender.
+        journal.acquire_lease(store, run_id, owner, DEFAULT_CONFIG.lease_ttl)
     target = journal.targets(store, [run_id])[0]
     outcome = _in_thread(lambda: anyio.run(_check, store, target, sagemaker_session))
     if outcome is None:
         return
+    if owner is not None and outcome.failure in (Failure.AUTH, Failure.REJECTED):
+        journal.release_lease(store, run_id, owner)  # no sender will run: free the run
     if outcome.failure is Failure.AUTH:
         raise BackendError(_credentials_message(outcome, store))
     if outcome.failure is Failure.REJECTED:
