@@ -56,9 +56,12 @@ def _selected_ids(store: LocalStore, args: argparse.Namespace, *, register: bool
         from ._aws import check_sagemaker_name
 
         for key in keys:
-            if key.experiment_name is not None:
-                check_sagemaker_name("experiment_name", key.experiment_name)
-            check_sagemaker_name("run", key.run_name)
+            try:
+                if key.experiment_name is not None:
+                    check_sagemaker_name("experiment_name", key.experiment_name)
+                check_sagemaker_name("run", key.run_name)
+            except ValueError as exc:
+                raise SystemExit(f"runstream sync: {exc}") from exc
             _journal.register(store, key.run_id)
     return [k.run_id for k in keys]
 
