@@ -18,7 +18,7 @@ def install(session: nox.Session, *groups: str, extras: str = "") -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite (pass pytest arguments after --)."""
-    install(session, "test")
+    install(session, "test", "sagemaker-sdk", extras="[aws]")  # aws: the SageMaker backend
     session.run("pytest", *session.posargs)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._analytics import ExperimentAnalytics as ExperimentAnalytics
 from ._analytics import best_run as best_run
+from ._exceptions import BackendError as BackendError
 from ._exceptions import FlushTimeoutError as FlushTimeoutError
 from ._exceptions import RunNotFoundError as RunNotFoundError
 from ._exceptions import RunstreamError as RunstreamError
@@ -26,6 +27,7 @@ from ._records import RunRecord as RunRecord
 from ._records import RunStats as RunStats
 from ._records import Series as Series
 from ._records import SeriesRow as SeriesRow
+from ._records import SyncStatus as SyncStatus
 from ._records import WorkerRecord as WorkerRecord
 from ._run import Flush as Flush
 from ._run import Run as Run
@@ -35,6 +37,7 @@ from ._run import load_run as load_run
 __all__ = (
     "Artifact",
     "Artifacts",
+    "BackendError",
     "Experiment",
     "ExperimentAnalytics",
     "ExperimentRecord",
@@ -52,6 +55,7 @@ __all__ = (
     "SortByType",
     "SortOrderType",
     "StoreError",
+    "SyncStatus",
     "WorkerRecord",
     "best_run",
     "current_run",

@@ -292,6 +292,8 @@ from . import _cli_analysis  # noqa: E402, F401
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import _sync_cli  # noqa: F401  (registers sync, status and --backend)
+
     parser = argparse.ArgumentParser(
         prog="runstream", description="Browse runstream experiments and runs."
     )

@@ -27,6 +27,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 __all__ = (
+    "ENVIRON_LOCK",
     "ENV_EXPERIMENT",
     "ENV_RUN",
     "ENV_STORE",
@@ -91,11 +92,14 @@ def run_from_environment(
     return environ.get(ENV_EXPERIMENT) or None, run, environ.get(ENV_STORE) or None
 
 
+#: Held while runstream changes ``os.environ``, and by code in other threads that iterates
+#: it (botocore does, creating a client): a key removed mid-iteration raises KeyError.
+ENVIRON_LOCK = threading.RLock()
+
 # Runs entered now (any thread or task), oldest first, and the environment before the
 # first of them: runs in threads or tasks may leave in any order, not only LIFO.
 _exported: list[dict[str, str]] = []
 _before_exports: dict[str, str | None] = {}
-_exports_lock = threading.Lock()
 
 
 @contextmanager
@@ -106,7 +110,7 @@ def exported_identity(experiment: str | None, run: str, store: str) -> Iterator[
     when none is, it is restored to what it was before the first.
     """
     values = {ENV_EXPERIMENT: experiment or "", ENV_RUN: run, ENV_STORE: store}
-    with _exports_lock:
+    with ENVIRON_LOCK:
         if not _exported:
             _before_exports.clear()
             _before_exports.update({key: os.environ.get(key) for key in values})
@@ -115,7 +119,7 @@ def exported_identity(experiment: str | None, run: str, store: str) -> Iterator[
     try:
         yield
     finally:
-        with _exports_lock:
+        with ENVIRON_LOCK:
             _exported.remove(values)
             if _exported:
                 os.environ.update(_exported[-1])

@@ -6,6 +6,7 @@ The hierarchy::
     ├── StoreError                 the embedded store could not be read or written
     │   └── SchemaError            the store was written by a newer, incompatible runstream
     ├── RunNotFoundError(LookupError)   a run or experiment named by the caller does not exist
+    ├── BackendError               a remote backend (SageMaker) refused the credentials or setup
     └── FlushTimeoutError(TimeoutError)  a flush with a timeout gave up while data was pending
 
 User mistakes raise the builtin the official ``sagemaker.experiments`` SDK raises
@@ -16,6 +17,7 @@ against it keeps working.
 from __future__ import annotations
 
 __all__ = (
+    "BackendError",
     "FlushTimeoutError",
     "RunNotFoundError",
     "RunstreamError",
@@ -38,6 +40,12 @@ class SchemaError(StoreError):
 
 class RunNotFoundError(RunstreamError, LookupError):
     """Raised when a read names a run or experiment that is not in the store."""
+
+
+class BackendError(RunstreamError):
+    """Raised when a run starts (or ``runstream sync`` runs) with a remote backend that
+    refuses it: missing or wrong AWS credentials, no region, an unusable entity. Raised
+    early, before anything is logged; data already in the store stays there."""
 
 
 class FlushTimeoutError(RunstreamError, TimeoutError):

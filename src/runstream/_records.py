@@ -28,6 +28,7 @@ __all__ = (
     "SeriesRow",
     "StragglerRow",
     "Stragglers",
+    "SyncStatus",
     "WorkerRecord",
 )
 
@@ -167,6 +168,33 @@ class Series:
         ]
 
 
+class SyncStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a run stands with a remote backend (SageMaker): ``Run.stats.sync``, and what
+    ``runstream status`` and ``runstream sync`` print.
+
+    ``points_*`` count logged points; ``data_sent`` counts what went over the wire after
+    per-step aggregation (one datum per step, or per group of steps when a run logs
+    faster than the API budget). ``state`` is ``synced``, ``pending`` or ``blocked``
+    (credentials refused: nothing is sent until they change; everything stays local).
+    """
+
+    experiment_name: str | None
+    run_name: str
+    backend: str
+    state: str
+    points_pending: int = 0
+    points_sent: int = 0
+    points_retried: int = 0
+    points_rejected: int = 0
+    data_sent: int = 0
+    api_calls: int = 0
+    throttled: int = 0
+    files_pending: int = 0
+    files_uploaded: int = 0
+    last_error: str | None = None
+    last_sync: float | None = None
+
+
 class RunStats(msgspec.Struct, frozen=True, kw_only=True):
     """A run's ingestion counters, from :attr:`runstream.Run.stats`.
 
@@ -191,6 +219,8 @@ class RunStats(msgspec.Struct, frozen=True, kw_only=True):
     write_errors: int = 0
     compactions: int = 0
     last_error: str | None = None
+    #: the remote backend's side, for a run entered with ``backend="sagemaker"``
+    sync: SyncStatus | None = None
 
 
 class StragglerRow(msgspec.Struct, frozen=True, kw_only=True):

@@ -22,8 +22,10 @@ from types import TracebackType
 from typing import Any, SupportsFloat
 
 import anyio
+import msgspec
 
 from . import _names
+from ._backend import Companion, job_run, open_companions, resolve_backend
 from ._distributed import lookup_run, publish_run
 from ._environment import exported_identity, run_from_environment, worker_identity, world_size
 from ._exceptions import FlushTimeoutError, StoreError
@@ -91,6 +93,8 @@ class Run:
     :param close_timeout: seconds closing waits for the last flush and file copies
     :param tick: seconds between buffer drains, the timestamp resolution of points logged
         without a timestamp
+    :param backend: ``"local"`` (the store only) or ``"sagemaker"`` (the store, synced to
+        SageMaker Experiments and S3 in the background); default ``$RUNSTREAM_BACKEND``
     """
 
     def __init__(
@@ -110,6 +114,7 @@ class Run:
         capacity: int = 1_000_000,
         close_timeout: float = 60.0,
         tick: float = 0.05,
+        backend: str | None = None,
     ) -> None:
         if experiment_name is None:
             if run_name is None:
@@ -132,6 +137,7 @@ class Run:
         self.run_group_name = _names.run_group_name(experiment) if experiment else None
         tc_name = _names.trial_component_name(experiment, run) if experiment else run
         self._trial_component = _TrialComponent(tc_name)
+        self._backend = resolve_backend(backend, experiment, tc_name)
         self.sagemaker_session = sagemaker_session
         self.artifact_bucket = artifact_bucket
         self.artifact_prefix = artifact_prefix
@@ -171,6 +177,7 @@ class Run:
         self._capacity = 1_000_000
         self._store = store
         self._key = key
+        self._backend = "local"
         self._init_logging_state()
         self._in_load = False
         return self
@@ -189,6 +196,7 @@ class Run:
         self._env: Any = None
         self._parameter_names: set[str] = set()
         self._artifact_names: dict[str, set[str]] = {"input": set(), "output": set()}
+        self._companions: list[Companion] = []
 
     # -- identity, as the official SDK ----------------------------------------------------
 
@@ -383,15 +391,21 @@ class Run:
     def __enter__(self) -> Run:
         if self._enter_nested():
             return self
-        self._open(self._store_or_open())
+        store = self._store_or_open()
+        self._companions = self._open_companions(store)
+        self._open(store)
         self._flusher = self._make_flusher()
         flusher = self._flusher
+        companions = self._companions
         ready = threading.Event()
 
         def serve_in_thread() -> None:
             async def main() -> None:
                 ready.set()
-                await flusher.serve(_run_inline)
+                async with anyio.create_task_group() as tasks:
+                    for companion in companions:  # a backend's sender, beside the flusher
+                        tasks.start_soon(companion.run, _run_inline)
+                    await flusher.serve(_run_inline)
 
             try:
                 anyio.run(main)
@@ -409,6 +423,7 @@ class Run:
         if self._enter_nested():
             return self
         store = await anyio.to_thread.run_sync(self._store_or_open)
+        self._companions = await anyio.to_thread.run_sync(self._open_companions, store)
         await anyio.to_thread.run_sync(self._mark_started, store)
         self._flusher = self._make_flusher()
         limiter = anyio.CapacityLimiter(1)
@@ -419,6 +434,8 @@ class Run:
         stack = AsyncExitStack()
         task_group = await stack.enter_async_context(anyio.create_task_group())
         await task_group.start(self._flusher.serve, run_in_worker)
+        for companion in self._companions:
+            task_group.start_soon(companion.run, run_in_worker)
         self._exit_stack = stack
         self._activate()
         return self
@@ -437,9 +454,11 @@ class Run:
         generation = self._flusher.request_close()
         if not self._flusher.wait_sync(generation, self._close_timeout):
             self._flusher.abandon()
+        self._record_outcome(exc)  # before the companions' last round: they send it too
+        self._close_companions()
         # The last attempt is bounded by the store's busy timeout, then it spills.
         self._thread.join(timeout=self._close_timeout)
-        self._finish(exc)
+        self._report_leftovers()
 
     async def __aexit__(
         self,
@@ -455,12 +474,18 @@ class Run:
         # Shielded: a cancelled task still gets its data written (bounded by close_timeout).
         # The task group is left outside the shield, in the scope it was entered in.
         generation = self._flusher.request_close()
-        with anyio.CancelScope(shield=True):
-            if not await self._flusher.wait_async(generation, self._close_timeout):
-                self._flusher.abandon()
-        await self._exit_stack.aclose()
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(self._finish, exc)
+        try:
+            with anyio.CancelScope(shield=True):
+                if not await self._flusher.wait_async(generation, self._close_timeout):
+                    self._flusher.abandon()
+                # Before the companions' last round, so they send the outcome too.
+                await anyio.to_thread.run_sync(self._record_outcome, exc)
+        finally:
+            self._close_companions()
+            # Outside the shield: the task group was entered before it, and cancel scopes
+            # must exit in reverse order. The flusher's last write is shielded on its own.
+            await self._exit_stack.aclose()
+            self._report_leftovers()
 
     def _enter_nested(self) -> bool:
         """Re-entering the same run (``with load_run()`` inside its ``with Run()``) nests."""
@@ -484,6 +509,21 @@ class Run:
         if self._store is None:
             self._store = LocalStore(self._store_path)
         return self._store
+
+    def _open_companions(self, store: LocalStore) -> list[Companion]:
+        return open_companions(
+            self._backend,
+            store,
+            self._key.run_id,
+            artifact_bucket=self.artifact_bucket,
+            artifact_prefix=self.artifact_prefix,
+            sagemaker_session=self.sagemaker_session,
+            close_timeout=self._close_timeout,
+        )
+
+    def _close_companions(self) -> None:
+        for companion in self._companions:
+            companion.close()
 
     def _open(self, store: LocalStore) -> None:
         self._mark_started(store)
@@ -539,22 +579,9 @@ class Run:
             self._env.__exit__(None, None, None)
             self._env = None
 
-    def _finish(self, exc: BaseException | None) -> None:
-        """Record the outcome after the last flush, so Completed means the data is in."""
+    def _record_outcome(self, exc: BaseException | None) -> None:
+        """Record how the block ended, after the last flush: Completed means the data is in."""
         assert self._store is not None
-        assert self._flusher is not None
-        flusher = self._flusher
-        if flusher.pending_points or flusher.files_pending or flusher.points_spilled:
-            stats = self.stats
-            warnings.warn(
-                f"runstream: closing run {self.run_name!r}: the store did not take everything "
-                f"within {self._close_timeout}s: {stats.points_spilled} points spilled to "
-                f"{self._store_path / 'spill'} (written by the next run), "
-                f"{stats.points_pending} points and {stats.files_pending} files not written; "
-                f"last error: {stats.last_error}",
-                RuntimeWarning,
-                stacklevel=3,
-            )
         status, message = "Completed", None
         if exc is not None:
             # An error fails the run; an interruption (Ctrl-C, cancellation, exit) stops it.
@@ -566,6 +593,22 @@ class Run:
             )
         except Exception:
             _log.exception("runstream: could not record the status of run %r", self.run_name)
+
+    def _report_leftovers(self) -> None:
+        """Once the flusher has stopped: say what the store did not take, and where it is."""
+        flusher = self._flusher
+        assert flusher is not None
+        if flusher.pending_points or flusher.files_pending or flusher.points_spilled:
+            stats = self.stats
+            warnings.warn(
+                f"runstream: closing run {self.run_name!r}: the store did not take everything "
+                f"within {self._close_timeout}s: {stats.points_spilled} points spilled to "
+                f"{self._store_path / 'spill'} (written by the next run), "
+                f"{stats.points_pending} points and {stats.files_pending} files not written; "
+                f"last error: {stats.last_error}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
     # -- flushing and counters ------------------------------------------------------------
 
@@ -615,6 +658,10 @@ class Run:
         spilled = flusher.points_spilled + flusher.points_rejected
         dropped = ingest.device_lost  # device values no copy nor read could recover
         logged = ingest.logged_points()
+        sync = next((c.status for c in self._companions if c.status is not None), None)
+        if sync is not None:  # plus what is not even in the store yet
+            pending = logged - written - spilled - dropped
+            sync = msgspec.structs.replace(sync, points_pending=sync.points_pending + pending)
         return RunStats(
             points_logged=logged,
             points_written=written,
@@ -629,6 +676,7 @@ class Run:
             write_errors=flusher.write_errors,
             compactions=ingest.compactions,
             last_error=flusher.last_error,
+            sync=sync,
         )
 
     # -- the read side --------------------------------------------------------------------
@@ -702,10 +750,13 @@ def load_run(
     *,
     store: str | os.PathLike[str] | None = None,
     worker: str | None = None,
+    backend: str | None = None,
     wait: float = 60.0,
 ) -> Run:
     """Find the run to log into: explicit names, then the run in context, then the
-    environment a parent run exported (see :mod:`runstream._environment`), then, in a
+    environment a parent run exported (see :mod:`runstream._environment`), then the
+    ExperimentConfig of the SageMaker job this process runs in (which selects
+    ``backend="sagemaker"`` unless ``backend`` says otherwise), then, in a
     ``torch.distributed`` job, the run another rank entered (waiting up to ``wait`` seconds
     for it).
 
@@ -733,10 +784,11 @@ def load_run(
             artifact_prefix=artifact_prefix,
             store=store,
             worker=worker,
+            backend=backend,
         )
     elif (current := _current.get()) is not None:
         run = current
-    elif (exported := run_from_environment() or lookup_run(wait)) is not None:
+    elif (exported := run_from_environment()) is not None:
         experiment, name, exported_store = exported
         run = Run(
             experiment,
@@ -744,6 +796,28 @@ def load_run(
             sagemaker_session=sagemaker_session,
             store=store or exported_store,
             worker=worker,
+            backend=backend,
+        )
+    elif (job := job_run(sagemaker_session)) is not None:
+        run = Run(
+            *job,
+            tags=tags,
+            sagemaker_session=sagemaker_session,
+            artifact_bucket=artifact_bucket,
+            artifact_prefix=artifact_prefix,
+            store=store,
+            worker=worker,
+            backend=backend or "sagemaker",
+        )
+    elif (published := lookup_run(wait)) is not None:  # last: it may wait for rank 0
+        experiment, name, published_store = published
+        run = Run(
+            experiment,
+            name,
+            sagemaker_session=sagemaker_session,
+            store=store or published_store,
+            worker=worker,
+            backend=backend,
         )
     else:
         raise RuntimeError(

@@ -1,0 +1,25 @@
+"""The SageMaker backend: sync runs from the store to SageMaker Experiments and S3.
+
+Private; chosen with ``Run(..., backend="sagemaker")`` or ``RUNSTREAM_BACKEND=sagemaker``
+and driven by ``runstream sync``/``status``. Needs the ``aws`` extra (aioboto3).
+"""
+
+from __future__ import annotations
+
+from ._entities import check_sagemaker_name
+from ._jobs import job_run
+from ._read import SageMakerView, read_run, read_runs
+from ._sender import SageMakerCompanion, SyncConfig, preflight, statuses, sync_store
+
+__all__ = (
+    "SageMakerCompanion",
+    "SageMakerView",
+    "SyncConfig",
+    "check_sagemaker_name",
+    "job_run",
+    "preflight",
+    "read_run",
+    "read_runs",
+    "statuses",
+    "sync_store",
+)

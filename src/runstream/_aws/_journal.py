@@ -1,0 +1,550 @@
+"""The sync state, kept in the store beside the data it describes.
+
+The store is the journal: the flusher writes there first, and these tables say how much
+of it SageMaker has acknowledged. Each table is created by this module (``CREATE TABLE IF
+NOT EXISTS``) in the same SQLite file, so a crash loses no sync state either, and
+deleting a run deletes its sync state (foreign keys cascade).
+
+``sync_runs``
+    runs to sync, their S3 target, whether their entities exist, the fingerprint of the
+    last trial-component update, counters, the last error and a lease (one sender per run
+    across processes: two senders would send the same points twice).
+``sync_cursors``
+    per (metric, worker): chunks up to ``done_chunk`` are sent. A round in progress also
+    covers chunks up to ``round_chunk``, sent through step ``round_step``: a round sends a
+    series in step order and the cursor moves with each acknowledged call, so a sender
+    killed mid-round resumes after the last acknowledged step.
+``sync_items``
+    data the service refused one by one: ``retry`` (INTERNAL_ERROR, CONFLICT_ERROR) or
+    ``rejected`` (VALIDATION_ERROR, out of the timestamp window, non-finite): kept and
+    reported, never dropped silently.
+``sync_uploads``
+    files uploaded to S3, by content hash: an unchanged file is not uploaded twice.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import time
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .. import _aggregate
+from .._records import SyncStatus
+
+if TYPE_CHECKING:
+    from .._aggregate import StepStats
+    from .._store import LocalStore
+
+__all__ = (
+    "CallResult",
+    "Cursor",
+    "Item",
+    "Target",
+    "acquire_lease",
+    "ensure_schema",
+    "register",
+    "targets",
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sync_runs (
+    run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+    backend TEXT NOT NULL,
+    bucket TEXT,
+    prefix TEXT,
+    entities INTEGER NOT NULL DEFAULT 0,
+    fingerprint TEXT,
+    points_sent INTEGER NOT NULL DEFAULT 0,
+    points_retried INTEGER NOT NULL DEFAULT 0,
+    points_rejected INTEGER NOT NULL DEFAULT 0,
+    data_sent INTEGER NOT NULL DEFAULT 0,
+    api_calls INTEGER NOT NULL DEFAULT 0,
+    throttled INTEGER NOT NULL DEFAULT 0,
+    files_uploaded INTEGER NOT NULL DEFAULT 0,
+    blocked TEXT,
+    last_error TEXT,
+    last_sync REAL,
+    lease_owner TEXT,
+    lease_expires REAL
+);
+CREATE TABLE IF NOT EXISTS sync_cursors (
+    metric_id INTEGER NOT NULL REFERENCES metrics(id) ON DELETE CASCADE,
+    worker TEXT NOT NULL,
+    done_chunk INTEGER NOT NULL DEFAULT 0,
+    round_chunk INTEGER NOT NULL DEFAULT 0,
+    round_step INTEGER,
+    PRIMARY KEY (metric_id, worker)
+);
+CREATE TABLE IF NOT EXISTS sync_items (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    metric TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    value REAL,
+    ts REAL NOT NULL,
+    points INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    code TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS sync_items_run ON sync_items(run_id, state);
+CREATE TABLE IF NOT EXISTS sync_uploads (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    direction TEXT NOT NULL,
+    name TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    uri TEXT NOT NULL,
+    etag TEXT,
+    PRIMARY KEY (run_id, direction, name)
+)
+"""
+
+_HOST = socket.gethostname()
+_ready: weakref.WeakSet[LocalStore] = weakref.WeakSet()
+
+
+def ensure_schema(store: LocalStore) -> None:
+    """Create the sync tables in ``store`` (once per connection)."""
+    if store in _ready:
+        return
+    with store._write("create sync tables") as db:
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+    _ready.add(store)
+
+
+# -- runs to sync -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A run registered for sync, with what the sender needs to create its entities."""
+
+    run_id: int
+    experiment_name: str | None
+    run_name: str
+    display_name: str | None
+    tags: bytes | None
+    experiment_display_name: str | None
+    bucket: str | None
+    prefix: str | None
+    entities: bool
+    fingerprint: str | None
+
+    @property
+    def trial_component_name(self) -> str:
+        if self.experiment_name is None:
+            return self.run_name
+        return f"{self.experiment_name}-{self.run_name}"
+
+
+def register(
+    store: LocalStore, run_id: int, *, bucket: str | None = None, prefix: str | None = None
+) -> None:
+    """Mark a run for sync to SageMaker (its S3 target follows the latest registration)."""
+    ensure_schema(store)
+    with store._write("register run for sync") as db:
+        db.execute(
+            "INSERT INTO sync_runs(run_id, backend, bucket, prefix) "
+            "VALUES (?, 'sagemaker', ?, ?) ON CONFLICT(run_id) DO UPDATE SET "
+            "bucket = coalesce(excluded.bucket, bucket), "
+            "prefix = coalesce(excluded.prefix, prefix)",
+            (run_id, bucket, prefix),
+        )
+
+
+def targets(store: LocalStore, run_ids: Sequence[int] | None = None) -> list[Target]:
+    """The runs registered for sync (all of them, or those of ``run_ids``)."""
+    ensure_schema(store)
+    sql = (
+        "SELECT r.id, e.name, r.name, r.display_name, r.tags, e.display_name, s.bucket, "
+        "s.prefix, s.entities, s.fingerprint FROM sync_runs s JOIN runs r ON r.id = s.run_id "
+        "LEFT JOIN experiments e ON e.id = r.experiment_id"
+    )
+    args: list[object] = []
+    if run_ids is not None:
+        sql += f" WHERE r.id IN ({','.join('?' * len(run_ids))})"
+        args.extend(run_ids)
+    rows = store._query(sql + " ORDER BY r.id", args)
+    return [
+        Target(
+            run_id=_int(r[0]),
+            experiment_name=_opt(r[1]),
+            run_name=str(r[2]),
+            display_name=_opt(r[3]),
+            tags=r[4],
+            experiment_display_name=_opt(r[5]),
+            bucket=_opt(r[6]),
+            prefix=_opt(r[7]),
+            entities=bool(r[8]),
+            fingerprint=_opt(r[9]),
+        )
+        for r in rows
+    ]
+
+
+def mark_entities(store: LocalStore, run_id: int) -> None:
+    with store._write("record sync entities") as db:
+        db.execute("UPDATE sync_runs SET entities = 1 WHERE run_id = ?", (run_id,))
+
+
+def set_fingerprint(store: LocalStore, run_id: int, fingerprint: str) -> None:
+    with store._write("record trial component update") as db:
+        db.execute(
+            "UPDATE sync_runs SET fingerprint = ?, api_calls = api_calls + 1 WHERE run_id = ?",
+            (fingerprint, run_id),
+        )
+
+
+def note(
+    store: LocalStore,
+    run_id: int,
+    *,
+    error: str | None = None,
+    blocked: str | None = None,
+    throttled: int = 0,
+    retried: int = 0,
+    synced: bool = False,
+    caught_up: bool = False,
+) -> None:
+    """Record an error (or a clean round) and the counters that go with it. A round that
+    caught up clears the last error: it no longer describes anything pending."""
+    with store._write("record sync state") as db:
+        db.execute(
+            "UPDATE sync_runs SET last_error = CASE WHEN ? THEN NULL "
+            "ELSE coalesce(?, last_error) END, blocked = ?, "
+            "throttled = throttled + ?, points_retried = points_retried + ?, "
+            "last_sync = CASE WHEN ? THEN ? ELSE last_sync END WHERE run_id = ?",
+            (caught_up, error, blocked, throttled, retried, synced, time.time(), run_id),
+        )
+
+
+# -- leases -----------------------------------------------------------------------------
+
+
+def new_owner() -> str:
+    return f"{_HOST}:{os.getpid()}:{os.urandom(4).hex()}"
+
+
+def acquire_lease(store: LocalStore, run_id: int, owner: str, ttl: float) -> bool:
+    """Take or renew the right to send ``run_id``. Stolen from a holder that expired or
+    whose process is gone (same host), so a crash never blocks a run for long."""
+    now = time.time()
+    with store._write("take sync lease") as db:
+        row = db.execute(
+            "SELECT lease_owner, lease_expires FROM sync_runs WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        if row is None:
+            return False
+        holder, expires = row
+        if holder and holder != owner and expires and expires > now and _alive(holder):
+            return False
+        db.execute(
+            "UPDATE sync_runs SET lease_owner = ?, lease_expires = ? WHERE run_id = ?",
+            (owner, now + ttl, run_id),
+        )
+    return True
+
+
+def release_lease(store: LocalStore, run_id: int, owner: str) -> None:
+    with store._write("release sync lease") as db:
+        db.execute(
+            "UPDATE sync_runs SET lease_owner = NULL, lease_expires = NULL "
+            "WHERE run_id = ? AND lease_owner = ?",
+            (run_id, owner),
+        )
+
+
+def _alive(owner: str) -> bool:
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != _HOST or not pid_text.isdigit():
+        return True  # another machine's process: trust its lease until it expires
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# -- metrics ----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Cursor:
+    """One (metric, worker) series of a run, and how far it is sent."""
+
+    metric_id: int
+    metric: str
+    worker: str
+    done_chunk: int
+    round_chunk: int
+    round_step: int | None
+    newest_chunk: int
+
+    @property
+    def key(self) -> tuple[int, str]:
+        return (self.metric_id, self.worker)
+
+
+def cursors(store: LocalStore, run_id: int) -> list[Cursor]:
+    """The series of ``run_id`` with chunks not yet sent."""
+    rows = store._query(
+        "SELECT m.id, m.name, c.worker, coalesce(s.done_chunk, 0), coalesce(s.round_chunk, 0), "
+        "s.round_step, max(c.id) FROM metrics m JOIN chunks c ON c.metric_id = m.id "
+        "LEFT JOIN sync_cursors s ON s.metric_id = m.id AND s.worker = c.worker "
+        "WHERE m.run_id = ? AND c.id > coalesce(s.done_chunk, 0) "
+        "GROUP BY m.id, c.worker ORDER BY m.id, c.worker",
+        (run_id,),
+    )
+    return [
+        Cursor(int(a), str(b), str(c), int(d), int(e), None if f is None else int(f), int(g))
+        for a, b, c, d, e, f, g in rows
+    ]
+
+
+def pending_stats(store: LocalStore, cursor: Cursor, max_chunks: int) -> StepStats:
+    """The step statistics of a series not yet sent, merged per step.
+
+    A round in progress (``round_chunk`` ahead of ``done_chunk``) is resumed as it was:
+    the same chunks, past ``round_step``. Otherwise a new round takes up to
+    ``max_chunks`` chunks, and ``cursor.round_chunk`` is set to the last of them.
+    """
+    resuming = cursor.round_chunk > cursor.done_chunk
+    sql = "SELECT id, data FROM chunks WHERE metric_id = ? AND worker = ? AND id > ?"
+    args: list[object] = [cursor.metric_id, cursor.worker, cursor.done_chunk]
+    if resuming:
+        sql += " AND id <= ?"
+        args.append(cursor.round_chunk)
+    rows = store._query(sql + " ORDER BY id LIMIT ?", [*args, max_chunks])
+    if not rows:
+        return _aggregate.empty()
+    if not resuming:
+        cursor.round_chunk = _int(rows[-1][0])
+        cursor.round_step = None
+    stats = _aggregate.combine([_aggregate.decode(blob) for _, blob in rows])
+    if cursor.round_step is not None:
+        stats = stats.take(np.flatnonzero(stats.step > cursor.round_step))
+    return stats
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One datum of a BatchPutMetrics call, and where it came from."""
+
+    metric: str
+    step: int  # negative: logged without a step (sent without Step)
+    value: float
+    ts: float
+    points: int
+    series: tuple[int, str] | None = None  # (metric_id, worker), None for a retry item
+    item_id: int | None = None  # sync_items row of a retry item
+
+
+def retry_items(store: LocalStore, run_id: int, limit: int) -> list[Item]:
+    rows = store._query(
+        "SELECT id, metric, step, value, ts, points FROM sync_items "
+        "WHERE run_id = ? AND state = 'retry' ORDER BY id LIMIT ?",
+        (run_id, limit),
+    )
+    return [
+        Item(str(m), int(s), float(v), float(t), int(p), item_id=int(i))
+        for i, m, s, v, t, p in rows
+    ]
+
+
+@dataclass(slots=True)
+class CallResult:
+    """What one call (or one round of local rejections) did, committed atomically."""
+
+    sent: list[Item] = field(default_factory=list)
+    retry: list[tuple[Item, str]] = field(default_factory=list)
+    rejected: list[tuple[Item, str]] = field(default_factory=list)
+    #: series -> (round_chunk, step sent through; None when the round is complete)
+    advance: dict[tuple[int, str], tuple[int, int | None]] = field(default_factory=dict)
+    api_calls: int = 0
+    #: throttled attempts, and the points of whole calls sent again after a failure
+    throttled: int = 0
+    resent_points: int = 0
+    max_attempts: int = 20
+
+
+def commit(store: LocalStore, run_id: int, result: CallResult) -> None:
+    """Record an acknowledged call: cursors, counters and item states move together."""
+    with store._write("record sent metrics") as db:
+        for (metric_id, worker), (round_chunk, step) in result.advance.items():
+            done = round_chunk if step is None else None
+            db.execute(
+                "INSERT INTO sync_cursors(metric_id, worker, done_chunk, round_chunk, round_step) "
+                "VALUES (?, ?, coalesce(?, 0), ?, ?) ON CONFLICT(metric_id, worker) DO UPDATE SET "
+                "done_chunk = coalesce(?, done_chunk), round_chunk = excluded.round_chunk, "
+                "round_step = excluded.round_step",
+                (metric_id, worker, done, round_chunk, step, done),
+            )
+        acked = [i.item_id for i in result.sent if i.item_id is not None]
+        if acked:
+            db.executemany("DELETE FROM sync_items WHERE id = ?", [(i,) for i in acked])
+        for item, code in result.retry:
+            if item.item_id is None:
+                _insert_item(db, run_id, item, "retry", code)
+            else:
+                db.execute(
+                    "UPDATE sync_items SET attempts = attempts + 1, code = ?, "
+                    "state = CASE WHEN attempts + 1 >= ? THEN 'rejected' ELSE 'retry' END "
+                    "WHERE id = ?",
+                    (code, result.max_attempts, item.item_id),
+                )
+        for item, code in result.rejected:
+            if item.item_id is None:
+                _insert_item(db, run_id, item, "rejected", code)
+            else:
+                db.execute(
+                    "UPDATE sync_items SET state = 'rejected', code = ? WHERE id = ?",
+                    (code, item.item_id),
+                )
+        given_up = sum(
+            i.points
+            for i, _ in result.retry
+            if i.item_id is not None and _attempts(db, i.item_id) >= result.max_attempts
+        )
+        fresh_rejects = sum(i.points for i, _ in result.rejected)
+        db.execute(
+            "UPDATE sync_runs SET points_sent = points_sent + ?, data_sent = data_sent + ?, "
+            "api_calls = api_calls + ?, points_rejected = points_rejected + ?, "
+            "points_retried = points_retried + ?, throttled = throttled + ?, last_sync = ?, "
+            "last_error = CASE WHEN ? THEN NULL ELSE last_error END WHERE run_id = ?",
+            (
+                sum(i.points for i in result.sent),
+                len(result.sent),
+                result.api_calls,
+                fresh_rejects + given_up,
+                sum(i.points for i, _ in result.retry) + result.resent_points,
+                result.throttled,
+                time.time(),
+                not result.throttled and not result.resent_points,
+                run_id,
+            ),
+        )
+
+
+def _attempts(db: sqlite3.Connection, item_id: int) -> int:
+    row = db.execute("SELECT attempts FROM sync_items WHERE id = ?", (item_id,)).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def _insert_item(db: sqlite3.Connection, run_id: int, item: Item, state: str, code: str) -> None:
+    db.execute(
+        "INSERT INTO sync_items(run_id, metric, step, value, ts, points, state, code) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (run_id, item.metric, item.step, item.value, item.ts, item.points, state, code),
+    )
+
+
+# -- files ------------------------------------------------------------------------------
+
+
+def uploads(store: LocalStore, run_id: int) -> dict[tuple[str, str], tuple[str, str]]:
+    """(direction, name) -> (sha256, uri) of the files already in S3."""
+    rows = store._query(
+        "SELECT direction, name, sha256, uri FROM sync_uploads WHERE run_id = ?", (run_id,)
+    )
+    return {(str(d), str(n)): (str(s), str(u)) for d, n, s, u in rows}
+
+
+def record_upload(
+    store: LocalStore,
+    run_id: int,
+    direction: str,
+    name: str,
+    sha256: str,
+    uri: str,
+    etag: str | None,
+    *,
+    transferred: bool,
+) -> None:
+    with store._write("record upload") as db:
+        db.execute(
+            "INSERT OR REPLACE INTO sync_uploads VALUES (?, ?, ?, ?, ?, ?)",
+            (run_id, direction, name, sha256, uri, etag),
+        )
+        if transferred:
+            db.execute(
+                "UPDATE sync_runs SET files_uploaded = files_uploaded + 1 WHERE run_id = ?",
+                (run_id,),
+            )
+
+
+# -- reporting --------------------------------------------------------------------------
+
+
+def pending_points(store: LocalStore, run_id: int) -> int:
+    """Logged points in the store that SageMaker has not acknowledged yet."""
+    total = 0
+    for cursor in cursors(store, run_id):
+        rows = store._query(
+            "SELECT id, points, data FROM chunks WHERE metric_id = ? AND worker = ? AND id > ?",
+            (cursor.metric_id, cursor.worker, cursor.done_chunk),
+        )
+        for chunk_id, points, blob in rows:
+            round_step = cursor.round_step
+            if round_step is not None and chunk_id <= cursor.round_chunk:
+                stats = _aggregate.decode(blob)
+                total += int(stats.count[stats.step > round_step].sum())
+            else:
+                total += _int(points)
+    retry = store._query(
+        "SELECT coalesce(sum(points), 0) FROM sync_items WHERE run_id = ? AND state = 'retry'",
+        (run_id,),
+    )
+    return total + _int(retry[0][0])
+
+
+def status(store: LocalStore, target: Target, *, files_pending: int = 0) -> SyncStatus:
+    """The sync state of one registered run, read from the store."""
+    row = store._query(
+        "SELECT points_sent, points_retried, points_rejected, data_sent, api_calls, "
+        "throttled, files_uploaded, blocked, last_error, last_sync FROM sync_runs "
+        "WHERE run_id = ?",
+        (target.run_id,),
+    )[0]
+    pending = pending_points(store, target.run_id)
+    blocked = _opt(row[7])
+    state = "blocked" if blocked else "pending" if pending or files_pending else "synced"
+    return SyncStatus(
+        experiment_name=target.experiment_name,
+        run_name=target.run_name,
+        backend="sagemaker",
+        state=state,
+        points_pending=pending,
+        points_sent=_int(row[0]),
+        points_retried=_int(row[1]),
+        points_rejected=_int(row[2]),
+        data_sent=_int(row[3]),
+        api_calls=_int(row[4]),
+        throttled=_int(row[5]),
+        files_pending=files_pending,
+        files_uploaded=_int(row[6]),
+        last_error=blocked or _opt(row[8]),
+        last_sync=None if row[9] is None else float(row[9]),
+    )
+
+
+def _int(value: object) -> int:
+    """An SQLite integer column as ``int`` (for the type checker: rows are ``object``)."""
+    if not isinstance(value, int | float | str):
+        raise TypeError(f"expected a number from the store, got {value!r}")
+    return int(value)
+
+
+def _opt(value: object) -> str | None:
+    return None if value is None else str(value)

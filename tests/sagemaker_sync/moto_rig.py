@@ -1,0 +1,166 @@
+"""The AWS test rig: moto's server on 127.0.0.1 behind a fault-injecting WSGI layer.
+
+Everything goes over real HTTP through aioboto3 (and, for the compatibility test, the
+official SDK's boto3). moto has no fault injection, so :class:`FaultInjector` wraps
+moto's own WSGI app: handlers may answer a request themselves (throttling, 5xx, a held
+request), or forward it with some metric data removed and report those items as failed
+(per-item errors, as the service answers them). It also records which metric data
+reached moto, so tests can prove nothing was sent twice.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import threading
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+JSON = "application/x-amz-json-1.1"
+THROTTLE = (
+    "400 Bad Request",
+    [("Content-Type", JSON)],
+    json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"}).encode(),
+)
+UNAVAILABLE = (
+    "503 Service Unavailable",
+    [("Content-Type", JSON)],
+    json.dumps({"__type": "ServiceUnavailable", "message": "try again"}).encode(),
+)
+
+
+@dataclass
+class Forward:
+    """Forward the request with these metric data indices removed; report them failed."""
+
+    failed: dict[int, str]
+
+
+Answer = tuple[str, list[tuple[str, str]], bytes]
+Handler = Callable[[Environ, bytes], Answer | Forward | None]
+
+
+def is_batch_put_metrics(environ: Environ) -> bool:
+    return bool(environ.get("PATH_INFO", "").endswith("/BatchPutMetrics"))
+
+
+def sagemaker_action(environ: Environ) -> str:
+    return str(environ.get("HTTP_X_AMZ_TARGET", "")).rpartition(".")[2]
+
+
+@dataclass
+class FaultInjector:
+    app: Any
+    handlers: list[Handler] = field(default_factory=list)
+    #: (metric, step) of every datum that reached moto, in order
+    delivered: list[tuple[str, int | None]] = field(default_factory=list)
+    #: every BatchPutMetrics request body's data, as sent by the client
+    requested: list[list[dict[str, Any]]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Any:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        bpm = is_batch_put_metrics(environ)
+        if bpm:
+            with self.lock:
+                self.requested.append(json.loads(body)["MetricData"])
+        for handler in list(self.handlers):
+            answer = handler(environ, body)
+            if isinstance(answer, Forward):
+                return self._forward_without(environ, start_response, body, answer.failed)
+            if answer is not None:
+                status, headers, payload = answer
+                start_response(status, headers)
+                return [payload]
+        if bpm:
+            self._record(json.loads(body)["MetricData"])
+        return self.app(environ, start_response)
+
+    def _record(self, data: list[dict[str, Any]]) -> None:
+        with self.lock:
+            self.delivered.extend((d["MetricName"], d.get("Step")) for d in data)
+
+    def _forward_without(
+        self, environ: Environ, start_response: StartResponse, body: bytes, failed: dict[int, str]
+    ) -> Any:
+        request = json.loads(body)
+        kept = [d for i, d in enumerate(request["MetricData"]) if i not in failed]
+        errors = [{"Code": code, "MetricIndex": i} for i, code in sorted(failed.items())]
+        if kept:
+            request["MetricData"] = kept
+            new_body = json.dumps(request).encode()
+            environ["wsgi.input"] = io.BytesIO(new_body)
+            environ["CONTENT_LENGTH"] = str(len(new_body))
+            self._record(kept)
+            captured: dict[str, Any] = {}
+
+            def capture(status: str, headers: list[tuple[str, str]], *exc: Any) -> None:
+                captured["status"] = status
+
+            b"".join(self.app(environ, capture))
+            if not captured["status"].startswith("200"):
+                raise AssertionError(f"moto refused the forwarded data: {captured['status']}")
+        payload = json.dumps({"Errors": errors}).encode()
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [payload]
+
+
+@dataclass
+class Rig:
+    endpoint: str
+    injector: FaultInjector
+
+    def reset(self) -> None:
+        _post(f"{self.endpoint}/moto-api/reset", b"")
+        self.injector.handlers.clear()
+        self.injector.delivered.clear()
+        self.injector.requested.clear()
+
+    def require_auth(self, enabled: bool) -> None:
+        """moto checks credentials against its IAM only when told to."""
+        _post(f"{self.endpoint}/moto-api/reset-auth", b"0" if enabled else b"inf")
+
+    def boto3(self, service: str) -> Any:
+        import boto3
+
+        return boto3.client(service, endpoint_url=self.endpoint, region_name="us-east-1")
+
+
+def _post(url: str, body: bytes) -> None:
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "text/plain"}
+    )
+    urllib.request.urlopen(request, timeout=10).read()
+
+
+@contextmanager
+def serve_moto() -> Iterator[Rig]:
+    """moto's WSGI app behind a :class:`FaultInjector`, threaded, on an ephemeral port."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    injector = FaultInjector(DomainDispatcherApplication(create_backend_app))
+    server = make_server(
+        "127.0.0.1", 0, injector, threaded=True, request_handler=MotoRequestHandler
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Rig(f"http://{server.host}:{server.port}", injector)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
