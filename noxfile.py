@@ -64,6 +64,8 @@ def integrations(session: nox.Session) -> None:
         "tests/test_tensors.py",
         "tests/test_tensors_torch.py",
         "tests/integrations",
+        # Four torch.distributed ranks (gloo) logging into one run.
+        "tests/test_workers.py::test_torch_distributed_gloo_ranks_share_one_run",
         *session.posargs,
         env={"KERAS_BACKEND": "torch"},
     )
