@@ -196,7 +196,8 @@ def test_worker_identity_from_launchers() -> None:
     assert worker_identity(environ={"RUNSTREAM_WORKER": "mine", "RANK": "3"}) == "mine"
     assert worker_identity(environ={}).endswith(f"-{os.getpid()}")
     assert world_size({"WORLD_SIZE": "4"}) == 4
-    assert world_size({"SM_HOSTS": '["algo-1", "algo-2"]'}) == 2
+    assert world_size({"WORLD_SIZE": "8", "LOCAL_WORLD_SIZE": "4"}) == 4  # this host's
+    assert world_size({"SM_HOSTS": '["algo-1", "algo-2"]'}) is None  # a store per host
     assert world_size({}) is None
 
 

@@ -13,13 +13,14 @@ arguments finds it in a child process or a launched script:
 ``RUNSTREAM_WORKER`` names this process within a run; without it, launchers' variables
 give the identity (torchrun's ``RANK``, MPI's ``OMPI_COMM_WORLD_RANK``/``PMI_RANK``,
 Slurm's ``SLURM_PROCID``, SageMaker's ``SM_CURRENT_HOST``), else ``<host>-<pid>``.
-``RUNSTREAM_WORLD_SIZE`` (else ``WORLD_SIZE``, ``OMPI_COMM_WORLD_SIZE``, ``PMI_SIZE``, the
-length of ``SM_HOSTS``) says how many workers must finish before a run is ``Completed``.
+``RUNSTREAM_WORLD_SIZE`` (else the launcher's workers on this host: ``LOCAL_WORLD_SIZE``,
+``OMPI_COMM_WORLD_LOCAL_SIZE``, then ``WORLD_SIZE``, ``OMPI_COMM_WORLD_SIZE``,
+``PMI_SIZE``) says how many workers of this store must finish before a run is
+``Completed``. Each host keeps its own store, so a host counts its own workers.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import threading
@@ -63,22 +64,24 @@ def worker_identity(explicit: str | None = None, environ: Mapping[str, str] = os
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-_SIZE_VARIABLES = ("RUNSTREAM_WORLD_SIZE", "WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
+# The workers that log into this host's store: local sizes first (a multi-node job has a
+# store per host), then the whole job's.
+_SIZE_VARIABLES = (
+    "RUNSTREAM_WORLD_SIZE",
+    "LOCAL_WORLD_SIZE",
+    "OMPI_COMM_WORLD_LOCAL_SIZE",
+    "WORLD_SIZE",
+    "OMPI_COMM_WORLD_SIZE",
+    "PMI_SIZE",
+)
 
 
 def world_size(environ: Mapping[str, str] = os.environ) -> int | None:
-    """How many workers the launcher started, if it says (torchrun, MPI, SageMaker)."""
+    """How many workers the launcher started on this host, if it says (torchrun, MPI)."""
     for variable in _SIZE_VARIABLES:
         value = environ.get(variable)
         if value is not None and value.isdigit():
             return int(value)
-    hosts = environ.get("SM_HOSTS")
-    if hosts:
-        try:
-            parsed = json.loads(hosts)
-        except ValueError:
-            return None
-        return len(parsed) if isinstance(parsed, list) else None
     return None
 
 
