@@ -41,3 +41,13 @@ def bench(session: nox.Session) -> None:
     install(session, "bench")
     for script in ("bench_log_metric", "bench_training_loop", "bench_throughput"):
         session.run("python", f"benchmarks/{script}.py", *session.posargs)
+
+
+@nox.session(venv_backend="none")
+def bench_peers(session: nox.Session) -> None:
+    """runstream beside its peers (benchmarks/peers): one cached environment per tracker.
+
+    Needs no environment of its own: the harness is stdlib-only and builds the trackers'
+    environments under .bench/venvs. Pass harness options after --, e.g. -- --help.
+    """
+    session.run("python", "-m", "benchmarks.peers", *session.posargs)

@@ -108,7 +108,7 @@ _HEADER = (
     "training slowdown %",
     "close s",
     "peak RSS MB",
-    "RSS growth MB",
+    "memory growth MB",
     "read back",
 )
 
@@ -190,7 +190,8 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"Workload: {work['steps']:,} steps x {work['metrics']} scalar metrics; each loop "
         f"stops after {work['budget_s']:g} s (`*`: fewer steps done). Training step: one "
-        f"{work['work_size']}x{work['work_size']} float32 matmul, single-threaded BLAS.",
+        f"{work['work_size']}x{work['work_size']} float32 matmul, single-threaded BLAS. "
+        "Memory growth: peak RSS minus RSS before the loop, plus helper processes' peak.",
         "",
     ]
     lines += _table(_HEADER, [_row(r, planned) for r in report["rows"]])

@@ -46,17 +46,15 @@ class SageMaker(Adapter):
 
     def read_back(self) -> dict[str, int]:
         """The trial component's metric summaries: ``Count`` per metric, as the SDK loads it."""
-        experiments = module("sagemaker.experiments")
+        # Not load_run(): it creates first and treats "already exists" as load, and moto
+        # overwrites on create, dropping the metrics (shared/research/aws-test-rig.md).
+        run_class = module("sagemaker.experiments.run").Run
         trial_components = module("sagemaker.experiments.trial_component")
-        session = self._session()
-        run = experiments.load_run(
-            run_name=self.context.run,
-            experiment_name=self.context.experiment,
-            sagemaker_session=session,
-        )
         component = trial_components._TrialComponent.load(
-            trial_component_name=run._trial_component.trial_component_name,
-            sagemaker_session=session,
+            trial_component_name=run_class._generate_trial_component_name(
+                self.context.run, self.context.experiment
+            ),
+            sagemaker_session=self._session(),
         )
         names = set(self.context.names)
         count = sum(int(m.count) for m in component.metrics or [] if m.metric_name in names)
