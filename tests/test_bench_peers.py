@@ -134,15 +134,9 @@ def _measure(tmp_path: Path, adapter: str, **overrides: Any) -> dict[str, Any]:
 def test_a_tracker_that_keeps_everything_reads_back_complete(tmp_path: Path) -> None:
     row = _measure(tmp_path, "Fake")
     assert row["status"] == "ok"
-    assert row["readback"] == {
-        "phase": "readback",
-        "style": "kw",
-        "counts": {"file": 1200},
-        "complete": True,
-        "expected": 1200,
-        "versions": row["readback"]["versions"],
-        "notes": [],
-    }
+    assert row["readback"]["counts"] == {"file": 1200}
+    assert row["readback"]["expected"] == 1200
+    assert row["readback"]["complete"] is True
     assert row["hot"]["calls"] == 1200
     assert row["train"]["steps"] == 300
     assert row["hot"]["p50_us"] <= row["hot"]["p99_us"]

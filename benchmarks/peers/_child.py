@@ -133,7 +133,11 @@ def run_phase(args: argparse.Namespace) -> dict[str, Any]:
         endpoint=args.endpoint,
     )
     adapter = load_adapter(args.adapter, context)
-    result: dict[str, Any] = {"phase": args.phase, "style": adapter.style}
+    result: dict[str, Any] = {
+        "phase": args.phase,
+        "style": adapter.style,
+        "load_average": os.getloadavg()[0],  # the machine may be shared: say how busy it was
+    }
     try:
         if args.phase == "readback":
             result["counts"] = adapter.read_back()

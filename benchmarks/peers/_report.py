@@ -80,7 +80,7 @@ def _row(row: dict[str, Any], planned: int) -> list[str]:
     slowdown = "-"
     if "slowdown_pct" in train:
         slowdown = f"{number(train['slowdown_pct'], signed=True)} ± {number(train['noise_pct'])}"
-    read = readback_cell(back["counts"], back["expected"]) if "counts" in back else "-"
+    read = readback_cell(back["counts"], back["expected"]) if "counts" in back else "failed"
     if back.get("complete") is False:
         read = f"**{read}**"
     return [
@@ -191,7 +191,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"Workload: {work['steps']:,} steps x {work['metrics']} scalar metrics; each loop "
         f"stops after {work['budget_s']:g} s (`*`: fewer steps done). Training step: one "
         f"{work['work_size']}x{work['work_size']} float32 matmul, single-threaded BLAS. "
-        "Memory growth: peak RSS minus RSS before the loop, plus helper processes' peak.",
+        "Memory growth: peak RSS minus RSS before the loop, plus helper processes' peak. "
+        "A dict/step call carries all the step's metrics: compare µs/point across rows.",
         "",
     ]
     lines += _table(_HEADER, [_row(r, planned) for r in report["rows"]])
@@ -205,6 +206,8 @@ def markdown(report: dict[str, Any]) -> str:
         notes = "; ".join(row.get("notes", []))
         extra = f"; {notes}" if notes else ""
         train = row.get("train") or {}
+        if row["readback"].get("error"):
+            extra += f"; read-back failed: {row['readback']['error']}"
         if train.get("error"):
             extra += f"; training variant failed: {train['error']}"
         elif train and train["steps"] < planned:
