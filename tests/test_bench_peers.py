@@ -167,6 +167,16 @@ def test_a_tracker_that_crashes_is_reported_failed_with_the_error(tmp_path: Path
     assert "RuntimeError: tracker exploded" in row["reason"]
 
 
+def test_the_least_noisy_training_try_is_kept() -> None:
+    tries: list[dict[str, Any]] = [
+        {"noise_pct": 9.0, "n": 1},
+        {"error": "timed out"},
+        {"noise_pct": 6.0, "n": 3},
+    ]
+    assert _harness.least_noisy(tries) == {"noise_pct": 6.0, "n": 3, "tries": 3}
+    assert _harness.least_noisy([{"error": "x"}]) == {"error": "x", "tries": 1}
+
+
 # -- the report ------------------------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -37,7 +38,8 @@ def _requirements(name: str, pins: tuple[str, ...], repo: Path) -> list[str]:
 
 def _key(requirements: list[str], python: str, repo: Path) -> str:
     digest = hashlib.sha256()
-    digest.update(json.dumps([requirements, python, sys.version]).encode())
+    # The interpreter itself, not the name it was called by (python, python3, a venv's).
+    digest.update(json.dumps([requirements, os.path.realpath(python), sys.version]).encode())
     if any("{repo}" in r or str(repo) in r for r in requirements):
         digest.update((repo / "pyproject.toml").read_bytes())
     return digest.hexdigest()[:12]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -27,6 +28,7 @@ __all__ = ("main",)
 
 REPO = Path(__file__).resolve().parents[2]
 _GRACE = 240.0  # seconds a child may take beyond its loop budget (imports, close, baselines)
+NOISY = 5.0  # % disagreement between a training run's two baselines that calls a retry
 
 
 def child_environment(home: Path, endpoint: str | None) -> dict[str, str]:
@@ -107,12 +109,17 @@ def measure(
         *([f"--endpoint={env['AWS_ENDPOINT_URL']}"] if "AWS_ENDPOINT_URL" in env else []),
     ]
     timeout = args.budget + _GRACE
+    # The training variant is retried while its two baselines disagree by more than
+    # NOISY % (another process took the CPU); the least noisy try is kept.
+    plan = [("hot", "hot"), ("readback", "hot")]
+    plan += [("train", f"train{i}") for i in range(1, args.train_tries + 1)]
     outcome: dict[str, dict[str, Any]] = {}
-    for phase, folder in (("hot", "hot"), ("readback", "hot"), ("train", "train")):
+    tries: list[dict[str, Any]] = []
+    for phase, folder in plan:
         workdir = scratch / tracker.name / folder
         names = [f"--experiment=bench-{tracker.name}-{folder}", "--run=run-1"]
-        print(f"  {tracker.name}: {phase}", flush=True)
-        outcome[phase] = run_child(
+        print(f"  {tracker.name}: {phase} ({folder})", flush=True)
+        result = run_child(
             python,
             "benchmarks.peers._child",
             [phase, f"--workdir={workdir}", *names, *workload],
@@ -120,10 +127,17 @@ def measure(
             env=env,
             timeout=timeout,
         )
-        if "skipped" in outcome[phase]:
-            return {**row, "status": "skipped", "reason": outcome[phase]["skipped"]}
-        if phase == "hot" and "error" in outcome[phase]:
-            return {**row, "status": "failed", "reason": outcome[phase]["error"]}
+        if "skipped" in result:
+            return {**row, "status": "skipped", "reason": result["skipped"]}
+        if phase == "hot" and "error" in result:
+            return {**row, "status": "failed", "reason": result["error"]}
+        if phase == "train":
+            tries.append(result)
+            if _noise(result) <= NOISY:
+                break
+        else:
+            outcome[phase] = result
+    outcome["train"] = least_noisy(tries)
     hot, back, train = outcome["hot"], outcome["readback"], outcome["train"]
     expected = hot["points"]
     if "counts" in back:
@@ -137,6 +151,16 @@ def measure(
         "readback": {**back, "expected": expected},
         "train": train,
     }
+
+
+def _noise(train: dict[str, Any]) -> float:
+    return float(train.get("noise_pct", math.inf))
+
+
+def least_noisy(tries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The try whose baselines agree best (a failed try counts as infinitely noisy)."""
+    best: dict[str, Any] = min(tries, key=_noise)
+    return {**best, "tries": len(tries)}
 
 
 def _scaling(
@@ -297,6 +321,12 @@ def parser() -> argparse.ArgumentParser:
         "--work-size", type=int, default=216, help="matmul size of a training step (~200 µs)"
     )
     p.add_argument(
+        "--train-tries",
+        type=int,
+        default=2,
+        help=f"runs of the training variant while its baselines disagree by > {NOISY:g} %%",
+    )
+    p.add_argument(
         "--here",
         action="store_true",
         help="run every tracker with this interpreter instead of its own environment",
@@ -325,8 +355,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
-    if args.steps < 1 or args.metrics < 1 or args.budget <= 0:
-        raise SystemExit("--steps and --metrics must be at least 1, --budget positive")
+    if min(args.steps, args.metrics, args.train_tries) < 1 or args.budget <= 0:
+        raise SystemExit("--steps, --metrics, --train-tries must be at least 1, --budget > 0")
     args.out.mkdir(parents=True, exist_ok=True)
     report = run(args, argv)
     text = _report.markdown(report)

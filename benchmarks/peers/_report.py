@@ -212,6 +212,8 @@ def markdown(report: dict[str, Any]) -> str:
             extra += f"; training variant failed: {train['error']}"
         elif train and train["steps"] < planned:
             extra += f"; training variant ran {train['steps']:,} steps"
+        if train.get("tries", 1) > 1:
+            extra += f"; training variant: least noisy of {train['tries']} tries"
         lines.append(f"- {label}: {versions}{extra}")
     if report.get("scaling"):
         lines += _scaling(report["scaling"], work.get("scale_width_points", 0))
