@@ -69,3 +69,13 @@ def integrations(session: nox.Session) -> None:
         *session.posargs,
         env={"KERAS_BACKEND": "torch"},
     )
+
+
+@nox.session(venv_backend="none")
+def bench_peers(session: nox.Session) -> None:
+    """runstream beside its peers (benchmarks/peers): one cached environment per tracker.
+
+    Needs no environment of its own: the harness is stdlib-only and builds the trackers'
+    environments under .bench/venvs. Pass harness options after --, e.g. -- --help.
+    """
+    session.run("python", "-m", "benchmarks.peers", *session.posargs)

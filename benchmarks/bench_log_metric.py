@@ -10,15 +10,20 @@ of the per-round medians are reported, and their ratio.
 
 from __future__ import annotations
 
+import sys as _sys
+from pathlib import Path as _Path
+
+# Run as a script (python benchmarks/x.py): make the repository root importable.
+_sys.path.insert(0, str(_Path(__file__).resolve().parent.parent))
+
 import argparse
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
 
-from _machine import describe
-
 import runstream
+from benchmarks._machine import describe
 
 
 def time_calls(log: Callable[..., None], calls: int) -> tuple[float, float]:

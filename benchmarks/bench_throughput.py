@@ -12,6 +12,12 @@
 
 from __future__ import annotations
 
+import sys as _sys
+from pathlib import Path as _Path
+
+# Run as a script (python benchmarks/x.py): make the repository root importable.
+_sys.path.insert(0, str(_Path(__file__).resolve().parent.parent))
+
 import argparse
 import gc
 import resource
@@ -21,9 +27,8 @@ import tempfile
 import threading
 import time
 
-from _machine import describe
-
 import runstream
+from benchmarks._machine import describe
 from runstream._ingest import Ingest
 from runstream._store import LocalStore
 

@@ -10,6 +10,12 @@ hits both alike. Reported: the median block time of each and the slowdown.
 
 from __future__ import annotations
 
+import sys as _sys
+from pathlib import Path as _Path
+
+# Run as a script (python benchmarks/x.py): make the repository root importable.
+_sys.path.insert(0, str(_Path(__file__).resolve().parent.parent))
+
 import os
 
 # One BLAS thread, set before numpy loads: the second core stays free for the flusher, as
@@ -23,9 +29,9 @@ import tempfile
 import time
 
 import numpy as np
-from _machine import describe
 
 import runstream
+from benchmarks._machine import describe
 
 METRICS = ("loss", "accuracy", "learning_rate", "grad_norm")
 

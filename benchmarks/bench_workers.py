@@ -12,6 +12,12 @@ each loop slows down as workers share the machine and the store.
 
 from __future__ import annotations
 
+import sys as _sys
+from pathlib import Path as _Path
+
+# Run as a script (python benchmarks/x.py): make the repository root importable.
+_sys.path.insert(0, str(_Path(__file__).resolve().parent.parent))
+
 import argparse
 import json
 import os
@@ -22,9 +28,8 @@ import tempfile
 import textwrap
 import time
 
-from _machine import describe
-
 import runstream
+from benchmarks._machine import describe
 
 WORKER = textwrap.dedent(
     """
@@ -106,7 +111,7 @@ def main() -> None:
     for count in args.workers:
         run_workers(count, args.points, "local")
     if args.moto:
-        from bench_sagemaker import configure, moto_server
+        from benchmarks.bench_sagemaker import configure, moto_server
 
         with tempfile.TemporaryDirectory() as home, moto_server() as endpoint:
             configure(endpoint, home)

@@ -1,0 +1,75 @@
+"""runstream: the embedded store, its dict call, and the SageMaker backend on moto."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import runstream
+
+from .base import Adapter, Unavailable, module
+
+__all__ = ("Runstream", "RunstreamDict", "RunstreamSageMaker")
+
+
+class Runstream(Adapter):
+    distributions: ClassVar[tuple[str, ...]] = ("runstream", "numpy")
+
+    @property
+    def _store(self) -> str:
+        return str(self.context.workdir / "store")
+
+    def _options(self) -> dict[str, Any]:
+        return {"store": self._store}
+
+    def open(self) -> Callable[..., object]:
+        self.run = runstream.Run(self.context.experiment, self.context.run, **self._options())
+        self.run.__enter__()
+        return self.run.log_metric
+
+    def close(self) -> None:
+        self.run.__exit__(None, None, None)
+
+    def read_back(self) -> dict[str, int]:
+        (run,) = runstream.list_runs(self.context.experiment, store=self._store)
+        metrics = run.record().metrics
+        return {"store": sum(metrics[n].count for n in self.context.names if n in metrics)}
+
+
+class RunstreamDict(Runstream):
+    style = "dict"
+
+    def open(self) -> Callable[..., object]:
+        super().open()
+        return self.run.log_metrics
+
+
+class RunstreamSageMaker(Runstream):
+    """``Run(..., backend="sagemaker")`` with ``AWS_ENDPOINT_URL`` at the moto server."""
+
+    distributions = ("runstream", "numpy", "aioboto3", "botocore")
+
+    def _options(self) -> dict[str, Any]:
+        if "backend" not in inspect.signature(runstream.Run).parameters:
+            raise Unavailable(
+                "this runstream has no SageMaker backend yet (Run() takes no backend= argument)"
+            )
+        return {**super()._options(), "backend": "sagemaker"}
+
+    def read_back(self) -> dict[str, int]:
+        """The local journal through runstream, and what reached SageMaker (moto)."""
+        counts = super().read_back()
+        (run,) = runstream.list_runs(self.context.experiment, store=self._store)
+        client = module("boto3").client("sagemaker", endpoint_url=self.context.endpoint)
+        described = client.describe_trial_component(
+            TrialComponentName=run.experiment_config["RunName"]
+        )
+        names = set(self.context.names)
+        counts["sagemaker"] = sum(
+            int(m["Count"]) for m in described.get("Metrics", []) if m["MetricName"] in names
+        )
+        return counts
+
+    def notes(self) -> list[str]:
+        return ["read back from the local journal and, on moto, DescribeTrialComponent counts"]
