@@ -13,8 +13,10 @@ back-off: nothing is dropped, and the counters say what is pending.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -94,20 +96,34 @@ class Flusher:
         self.files_written = 0
         self.last_error: str | None = None
         self._abandoned = False
+        # The loop sleeps a tick between drains; requests wake it early through this pair.
+        self._woken, self._waker = socket.socketpair()
+        self._woken.setblocking(False)
+        self._waker.setblocking(False)
 
     # -- requests from the training side (any thread) -------------------------------------
 
     def request_flush(self) -> int:
-        """Ask for a write at the next tick; returns the generation to wait for."""
+        """Ask for a write now; returns the generation to wait for."""
         with self._cond:
             self._requested += 1
-            return self._requested
+            generation = self._requested
+        self._poke()
+        return generation
 
     def request_close(self) -> int:
         with self._cond:
             self._closing = True
             self._requested += 1
-            return self._requested
+            generation = self._requested
+        self._poke()
+        return generation
+
+    def _poke(self) -> None:
+        """Wake the loop before its tick ends: a flush or a close is waiting. One byte on a
+        socket pair: non-blocking, from any thread, whatever the loop is busy with."""
+        with contextlib.suppress(OSError):  # already woken (buffer full), or closed
+            self._waker.send(b"\0")
 
     def wait_sync(self, generation: int, timeout: float | None) -> bool:
         """Block until ``generation`` is flushed (and files copied); False on timeout."""
@@ -173,12 +189,16 @@ class Flusher:
                     await run_blocking(self._write_pending)
                 await run_blocking(self._spill_unwritten)
             self.mark_stopped()
+            self._woken.close()
+            self._waker.close()
 
     async def _loop(self, run_blocking: BlockingRunner, files: anyio.abc.TaskGroup) -> None:
         limiter = anyio.CapacityLimiter(self._files_limiter)
         last_write = time.monotonic()
         while True:
-            await anyio.sleep(self._tick)
+            with anyio.move_on_after(self._tick):
+                await anyio.wait_readable(self._woken)
+            self._clear_wakeups()
             closing = self._closing
             requested = self._requested
             await run_blocking(self._ingest.drain)
@@ -206,6 +226,11 @@ class Flusher:
             ):
                 return
 
+    def _clear_wakeups(self) -> None:
+        with contextlib.suppress(OSError):  # BlockingIOError: nothing left to read
+            while self._woken.recv(4096):
+                pass
+
     def _complete(self, generation: int) -> None:
         with self._cond:
             self._completed = max(self._completed, generation)
@@ -226,6 +251,7 @@ class Flusher:
         self._ingest.artifacts.append((pending.direction, pending.name, artifact, time.time()))
         self.files_pending -= 1
         self.files_written += 1
+        self._poke()  # a flush may be waiting for this file
 
     def _spill_unwritten(self) -> None:
         """The store would not take the last batch: keep it in a file beside the store."""

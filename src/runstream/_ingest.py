@@ -11,7 +11,7 @@ first ``n`` items and deletes exactly those with ``del buf[:n]``, so points appe
 meanwhile are neither lost nor read twice.
 
 Points logged without a timestamp are stamped when the flusher's tick drains them: a
-timestamp within one tick (``tick`` seconds, 50 ms by default) of the call, instead of a
+timestamp within one tick (``tick`` seconds, 200 ms by default) of the call, instead of a
 clock read on the hot path. SageMaker keeps whole seconds anyway.
 """
 

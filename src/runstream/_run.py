@@ -113,7 +113,7 @@ class Run:
         flush_interval: float = 1.0,
         capacity: int = 1_000_000,
         close_timeout: float = 60.0,
-        tick: float = 0.05,
+        tick: float = 0.2,
         backend: str | None = None,
     ) -> None:
         if experiment_name is None:
@@ -173,7 +173,7 @@ class Run:
         self.artifact_bucket = self.artifact_prefix = None
         self.worker = worker_identity()
         self._store_path = store.path
-        self._flush_interval, self._close_timeout, self._tick = 1.0, 60.0, 0.05
+        self._flush_interval, self._close_timeout, self._tick = 1.0, 60.0, 0.2
         self._capacity = 1_000_000
         self._store = store
         self._key = key

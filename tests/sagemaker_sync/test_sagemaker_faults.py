@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,6 +56,12 @@ def test_sustained_throttling_loses_nothing_and_never_blocks_the_loop(
         for step in range(100, 200):  # ...while the loop goes on logging
             run.log_metrics({"loss": 1.0 / (step + 1), "acc": step / 100}, step=step)
         run.flush()
+        # The fifth throttled answer has reached moto's side; let the sender count it.
+        deadline = time.monotonic() + WAIT
+        while (run.stats.sync is None or run.stats.sync.throttled < 5) and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.01)
         during = run.stats
         throttling.clear()
     assert during.points_written == 400
