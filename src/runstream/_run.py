@@ -789,15 +789,7 @@ def load_run(
     elif (current := _current.get()) is not None:
         run = current
     elif (exported := run_from_environment()) is not None:
-        experiment, name, exported_store = exported
-        run = Run(
-            experiment,
-            name,
-            sagemaker_session=sagemaker_session,
-            store=store or exported_store,
-            worker=worker,
-            backend=backend,
-        )
+        run = _announced_run(exported, sagemaker_session, store, worker, backend)
     elif (job := job_run(sagemaker_session)) is not None:
         run = Run(
             *job,
@@ -810,15 +802,7 @@ def load_run(
             backend=backend or "sagemaker",
         )
     elif (published := lookup_run(wait)) is not None:  # last: it may wait for rank 0
-        experiment, name, published_store = published
-        run = Run(
-            experiment,
-            name,
-            sagemaker_session=sagemaker_session,
-            store=store or published_store,
-            worker=worker,
-            backend=backend,
-        )
+        run = _announced_run(published, sagemaker_session, store, worker, backend)
     else:
         raise RuntimeError(
             "Failed to load a Run object. Please make sure a Run object has been "
@@ -826,3 +810,22 @@ def load_run(
         )
     run._in_load = True
     return run
+
+
+def _announced_run(
+    identity: tuple[str | None, str, str | None],
+    sagemaker_session: object | None,
+    store: str | os.PathLike[str] | None,
+    worker: str | None,
+    backend: str | None,
+) -> Run:
+    """The run another process announced (its environment, or the job's c10d store)."""
+    experiment, name, announced_store = identity
+    return Run(
+        experiment,
+        name,
+        sagemaker_session=sagemaker_session,
+        store=store or announced_store,
+        worker=worker,
+        backend=backend,
+    )
