@@ -647,30 +647,30 @@ class LocalStore:
             )
         ]
 
-    def metric_version(self, run_id: int, name: str, worker: str | None = None) -> int:
-        """The newest chunk id of a metric (0 if none): it changes whenever data is added,
-        so readers can cache what they computed from :meth:`step_stats`."""
+    def _chunks_query(
+        self, columns: str, run_id: int, name: str, worker: str | None
+    ) -> tuple[str, list[object]]:
+        """A query over one metric's chunks (one worker's, when ``worker`` names one)."""
         sql = (
-            "SELECT coalesce(max(c.id), 0) FROM chunks c JOIN metrics m ON m.id = c.metric_id "
+            f"SELECT {columns} FROM chunks c JOIN metrics m ON m.id = c.metric_id "
             "WHERE m.run_id = ? AND m.name = ?"
         )
         args: list[object] = [run_id, name]
         if worker is not None:
             sql += " AND c.worker = ?"
             args.append(worker)
+        return sql, args
+
+    def metric_version(self, run_id: int, name: str, worker: str | None = None) -> int:
+        """The newest chunk id of a metric (0 if none): it changes whenever data is added,
+        so readers can cache what they computed from :meth:`step_stats`."""
+        sql, args = self._chunks_query("coalesce(max(c.id), 0)", run_id, name, worker)
         (version,) = self._query(sql, args)[0]
         return int(version)
 
     def step_stats(self, run_id: int, name: str, worker: str | None = None) -> StepStats:
         """A metric's step statistics merged over chunks (and workers, unless one is named)."""
-        sql = (
-            "SELECT c.data FROM chunks c JOIN metrics m ON m.id = c.metric_id "
-            "WHERE m.run_id = ? AND m.name = ?"
-        )
-        args: list[object] = [run_id, name]
-        if worker is not None:
-            sql += " AND c.worker = ?"
-            args.append(worker)
+        sql, args = self._chunks_query("c.data", run_id, name, worker)
         blobs = self._query(sql + " ORDER BY c.id", args)
         if not blobs:
             raise RunNotFoundError(f"run {run_id} has no metric named {name!r}")
