@@ -487,14 +487,16 @@ class SageMakerCompanion:
 
     async def _drain(self, own: RunSync) -> None:
         remaining = self._closed_at + self._close_timeout - time.monotonic()
+        handed_over = False
         with anyio.move_on_after(max(0.0, remaining)):
             while not await own.round():
                 if own.blocked or own.elsewhere:
+                    handed_over = bool(own.elsewhere)
                     break
                 await own.wait()
         await own.refresh()
         left = own.snapshot
-        if own.elsewhere:
+        if own.elsewhere or handed_over:
             _log.info("runstream: run %r is being sent by another process", own.target.run_name)
         elif left is not None and left.state != "synced":
             _log.warning(
