@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import struct
 import sys
 from pathlib import Path
@@ -126,8 +127,11 @@ def _args(tmp_path: Path, **overrides: Any) -> argparse.Namespace:
 
 
 def _measure(tmp_path: Path, adapter: str, **overrides: Any) -> dict[str, Any]:
-    tracker = TrackerSpec("fake", "runstream", f"tests.peers_fake:{adapter}", "a fake")
+    # A top-level module from this folder: some packages install a ``tests`` package of
+    # their own into site-packages, which would shadow ``tests.peers_fake``.
+    tracker = TrackerSpec("fake", "runstream", f"peers_fake:{adapter}", "a fake")
     env = _harness.child_environment(tmp_path / "home", None)
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), env["PYTHONPATH"]])
     return _harness.measure(tracker, sys.executable, _args(tmp_path, **overrides), tmp_path, env)
 
 

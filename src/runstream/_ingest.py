@@ -170,11 +170,13 @@ class Ingest:
 
     def drain(self, now: float | None = None) -> int:
         """Move every buffered point into numpy step statistics stamped ``now``."""
-        now = time.time() if now is None else now
         if self.device is not None:
             self.device.poll(self._deliver)  # copies that landed join this drain
         moved = 0
         with self._lock:
+            # Stamped under the lock: a compaction that got in first stamped earlier points
+            # earlier, so "last" (ordered by timestamp) stays the last logged.
+            now = time.time() if now is None else now
             for name, buf in list(self.lists.items()):
                 if buf:
                     moved += self._drain_metric(name, buf, now)
