@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import sqlite3
 import tempfile
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -362,3 +363,28 @@ def test_a_failed_write_writes_nothing_and_a_retry_lands(store: str) -> None:
         assert local.records([key])[0].parameters == {"lr": 0.1}
         assert local.series(key.run_id, "new-metric").step.tolist() == list(range(n))
     assert integrity(store) == "ok"
+
+
+def test_many_connections_opening_a_new_store_at_once_all_succeed(tmp_path: Path) -> None:
+    """Switching a new database to WAL can deadlock two openers; none may fail for it."""
+    for attempt in range(10):
+        folder = tmp_path / f"store-{attempt}"
+        errors: list[BaseException] = []
+
+        def open_and_write(
+            name: str, folder: Path = folder, errors: list[BaseException] = errors
+        ) -> None:
+            try:
+                with LocalStore(folder) as store:
+                    store.ensure_run("exp", name)
+            except BaseException as exc:  # collected: the assertion below names it
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_and_write, args=(f"r{i}",)) for i in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        with LocalStore(folder) as store:
+            assert len(store.run_keys("exp")) == 6

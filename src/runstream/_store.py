@@ -20,6 +20,7 @@ import contextlib
 import logging
 import math
 import os
+import random
 import sqlite3
 import threading
 import time
@@ -240,11 +241,11 @@ class LocalStore:
         self._metric_ids: dict[tuple[int, str], int] = {}
         self._conflicts_warned: set[tuple[int, str]] = set()
         with self._errors("open"):
-            self._db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             # Chunks are blobs of up to megabytes: large pages mean far fewer overflow pages
             # to chain and copy. Only takes effect when the database is created.
             self._db.execute("PRAGMA page_size = 65536")
-            self._db.execute("PRAGMA journal_mode = WAL")
+            self._enable_wal()
+            self._db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             # NORMAL in WAL mode: a committed flush survives a process crash; only an OS
             # crash can lose the last transactions, and never corrupts the database.
             self._db.execute("PRAGMA synchronous = NORMAL")
@@ -252,6 +253,21 @@ class LocalStore:
             self._migrate()
 
     # -- plumbing -------------------------------------------------------------------------
+
+    def _enable_wal(self) -> None:
+        """Switch a new database to WAL. Several processes opening a new store at once can
+        deadlock on the switch (each holds a shared lock and waits for an exclusive one), so
+        each try gives up at once and lets go of its lock; retrying then makes progress."""
+        self._db.execute("PRAGMA busy_timeout = 20")
+        deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01 + random.random() * 0.05)
 
     @contextlib.contextmanager
     def _errors(self, action: str) -> Iterator[None]:
