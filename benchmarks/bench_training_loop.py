@@ -59,7 +59,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps-per-block", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=30)
-    parser.add_argument("--tick", type=float, default=0.05, help="the run's drain interval (s)")
+    parser.add_argument(
+        "--tick", type=float, default=None, help="the run's drain interval (s; default: Run's)"
+    )
     args = parser.parse_args()
     print(describe())
     rng = np.random.default_rng(0)
@@ -70,7 +72,9 @@ def main() -> None:
     logged: list[float] = []
     with (
         tempfile.TemporaryDirectory() as store,
-        runstream.Run("bench", "training-loop", store=store, tick=args.tick) as run,
+        runstream.Run(
+            "bench", "training-loop", store=store, **({"tick": args.tick} if args.tick else {})
+        ) as run,
     ):
         block(None, a, b, 0, n)  # warm up BLAS and the interpreter
         step = 0
