@@ -147,10 +147,6 @@ class Flusher:
         """Stop retrying: closing timed out. What is unwritten stays in the counters."""
         self._abandoned = True
 
-    @property
-    def abandoned(self) -> bool:
-        return self._abandoned
-
     def mark_stopped(self) -> None:
         """The serving loop ended (normally or not): release every waiter."""
         self._complete(self._requested)
@@ -256,10 +252,7 @@ class Flusher:
     def _spill_unwritten(self) -> None:
         """The store would not take the last batch: keep it in a file beside the store."""
         self._ingest.drain()
-        batch = self._ingest.take_batch(self._run_id, self._worker)
-        if self._unwritten is not None:
-            self._unwritten.absorb(batch)
-            batch, self._unwritten = self._unwritten, None
+        batch = self._take_batch()
         if batch.is_empty():
             return
         try:
@@ -274,12 +267,17 @@ class Flusher:
             "and written by the next run that opens this store"
         )
 
-    def _write_pending(self) -> bool:
-        """Write what is pending (blocking). True when nothing is left unwritten."""
+    def _take_batch(self) -> Batch:
+        """Everything not yet in the store: a failed batch held for retry, then what is new."""
         batch = self._ingest.take_batch(self._run_id, self._worker)
         if self._unwritten is not None:
             self._unwritten.absorb(batch)
             batch, self._unwritten = self._unwritten, None
+        return batch
+
+    def _write_pending(self) -> bool:
+        """Write what is pending (blocking). True when nothing is left unwritten."""
+        batch = self._take_batch()
         if batch.is_empty():
             return self._replay_spilled()
         try:

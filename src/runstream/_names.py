@@ -13,7 +13,7 @@ import math
 import numbers
 import os
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 
 __all__ = (
     "MAX_ARTIFACTS",
@@ -137,8 +137,3 @@ def coerce_timestamp(timestamp: object, now: float | None = None) -> float:
             "before and two hours from now."
         )
     return ts
-
-
-def utc_from_epoch(seconds: float) -> datetime:
-    """An aware UTC datetime from epoch seconds."""
-    return datetime.fromtimestamp(seconds, tz=UTC)

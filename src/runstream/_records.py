@@ -198,12 +198,13 @@ class SyncStatus(msgspec.Struct, frozen=True, kw_only=True):
 class RunStats(msgspec.Struct, frozen=True, kw_only=True):
     """A run's ingestion counters, from :attr:`runstream.Run.stats`.
 
-    ``points_logged == points_written + points_pending + points_spilled + points_rejected``
-    at all times: a point is never dropped (``points_dropped`` exists so monitoring can
-    assert it stays zero). Spilled points are ones the store could not take in time (a long
-    outage, or closing), kept in ``<store>/spill/`` and written in when it recovers or by
-    the next run. Rejected points are in a batch the store refused outright, kept there as
-    a ``.rejected`` file for inspection.
+    ``points_logged == points_written + points_pending + points_spilled + points_rejected
+    + points_dropped`` at all times. Spilled points are ones the store could not take in
+    time (a long outage, or closing), kept in ``<store>/spill/`` and written in when it
+    recovers or by the next run. Rejected points are in a batch the store refused outright,
+    kept there as a ``.rejected`` file for inspection. Dropped points are device tensors
+    that neither the copy off the device nor a direct read could recover (each logged as an
+    error); for every other value it stays zero, so monitoring can assert it.
     """
 
     points_logged: int
