@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 import runstream
-from runstream._aws import _ratelimit
+from runstream._backends.sagemaker import _ratelimit
 
 
 def machine() -> str:

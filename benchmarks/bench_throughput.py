@@ -29,7 +29,7 @@ import time
 
 import runstream
 from benchmarks._machine import describe
-from runstream._ingest import Ingest
+from runstream._core._ingest import Ingest
 from runstream._store import LocalStore
 
 METRICS = ("loss", "accuracy", "learning_rate", "grad_norm")

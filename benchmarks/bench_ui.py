@@ -27,8 +27,9 @@ import numpy as np
 
 import runstream
 from runstream import Run
-from runstream._aggregate import from_points
-from runstream._store import Batch, LocalStore, ParameterWrite
+from runstream._core._aggregate import from_points
+from runstream._core._batch import Batch, ParameterWrite
+from runstream._store import LocalStore
 from runstream._ui._server import Dashboard
 
 FLAGS = [

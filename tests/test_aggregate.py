@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runstream import _aggregate
+from runstream._core import _aggregate
 
 if TYPE_CHECKING:
-    from runstream._aggregate import StepStats
+    from runstream._core._aggregate import StepStats
 
 BASE_TS = 1_700_000_000.0
 

@@ -10,7 +10,8 @@ from typing import Any
 import anyio
 import pytest
 
-from runstream import Flush, Run, RunStats, _files, current_run, load_run
+from runstream import Flush, Run, RunStats, current_run, load_run
+from runstream._flush import _files
 
 pytestmark = pytest.mark.anyio
 
@@ -121,7 +122,7 @@ async def test_files_are_copied_in_a_worker_thread_not_on_the_loop(
         copied_on.append(threading.get_ident())
         return real_store_file(*args)
 
-    monkeypatch.setattr("runstream._flusher.store_file", spy)
+    monkeypatch.setattr("runstream._flush._flusher.store_file", spy)
     async with Run("exp", "run", store=store) as run:
         run.log_file(str(source))
         stats = await run.flush()

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from runstream._downsample import downsample, window
+from runstream._core._downsample import downsample, window
 
 values = arrays(
     np.float64,

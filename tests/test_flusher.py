@@ -3,7 +3,7 @@ nothing is dropped silently, and the data lands once the store is writable again
 
 The store waits up to 10 s for SQLite's write lock (so that several writers never see
 "database is locked"). To fail fast here, the tests shorten that wait: the module constant
-``runstream._store._BUSY_TIMEOUT_MS`` is the seam, read when a store is opened.
+``runstream._store._local._BUSY_TIMEOUT_MS`` is the seam, read when a store is opened.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from typing import Any
 import pytest
 
 from _support import integrity
-from runstream import FlushTimeoutError, Run, _files
-from runstream import _store as store_module
+from runstream import FlushTimeoutError, Run
+from runstream._flush import _files
+from runstream._store import DB_NAME
+from runstream._store import _local as store_module
 
 
 @pytest.fixture
@@ -31,7 +33,7 @@ def fail_fast(monkeypatch: pytest.MonkeyPatch) -> None:
 @contextmanager
 def locked(store: str) -> Iterator[None]:
     """Hold the store's write lock from another connection, as another process could."""
-    blocker = sqlite3.connect(Path(store) / store_module.DB_NAME, isolation_level=None)
+    blocker = sqlite3.connect(Path(store) / DB_NAME, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     try:
         yield
@@ -163,7 +165,7 @@ def test_a_file_that_vanishes_before_its_copy_is_reported(
         source.unlink()  # gone between log_file's check and the background copy
         return real_store_file(*args)
 
-    monkeypatch.setattr("runstream._flusher.store_file", delete_then_copy)
+    monkeypatch.setattr("runstream._flush._flusher.store_file", delete_then_copy)
     with (
         caplog.at_level(logging.WARNING, logger="runstream"),
         Run("exp", "run", store=store) as run,

@@ -10,7 +10,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from runstream import Run, _names
+from runstream import Run
+from runstream._core import _names
 
 # -- run and experiment names -------------------------------------------------------------
 

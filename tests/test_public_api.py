@@ -29,7 +29,18 @@ def test_all_is_exactly_what_the_package_defines() -> None:
 def test_names_are_reexported_under_runstream() -> None:
     for name in runstream.__all__:
         value = getattr(runstream, name)
+        if isinstance(value, types.UnionType):  # a type alias has no module of its own
+            continue
         assert value.__module__ == "runstream", name
+
+
+def test_the_types_of_public_signatures_are_exported() -> None:
+    # Run.log_parameter takes a ParameterValue; Run.stragglers returns Stragglers.
+    assert runstream.ParameterValue == str | int | float
+    assert inspect.signature(runstream.Run.stragglers).return_annotation in (
+        "Stragglers",
+        runstream.Stragglers,
+    )
 
 
 def test_the_sagemaker_entry_points_are_there_with_their_signatures() -> None:

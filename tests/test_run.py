@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 import runstream
-from runstream import FlushTimeoutError, Run, RunStats, _files, current_run, load_run
+from runstream import FlushTimeoutError, Run, RunStats, current_run, load_run
+from runstream._flush import _files
 
 OUTSIDE = "This method should be called inside context of 'with' statement."
 NESTED = "It is not allowed to use nested 'with' statements on the Run."
@@ -353,7 +354,7 @@ def test_log_file_copies_off_the_training_thread_and_close_waits(
         release.wait(30)
         return real_store_file(*args)
 
-    monkeypatch.setattr("runstream._flusher.store_file", held_store_file)
+    monkeypatch.setattr("runstream._flush._flusher.store_file", held_store_file)
     with Run("exp", "run", store=store) as run:
         run.log_file(str(source))
         assert entered.wait(30)

@@ -15,20 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from _support import integrity
-from runstream import RunNotFoundError, SchemaError, StoreError, _aggregate
-from runstream._records import Artifact
-from runstream._store import (
-    DB_NAME,
-    SCHEMA_VERSION,
-    ArtifactWrite,
-    Batch,
-    LocalStore,
-    ParameterWrite,
-    resolve_store_path,
-)
+from runstream import RunNotFoundError, SchemaError, StoreError
+from runstream._core import _aggregate
+from runstream._core._batch import ArtifactWrite, Batch, ParameterWrite
+from runstream._core._records import Artifact
+from runstream._store import DB_NAME, SCHEMA_VERSION, LocalStore, resolve_store_path
 
 if TYPE_CHECKING:
-    from runstream._aggregate import StepStats
+    from runstream._core._aggregate import StepStats
 
 TS = 1_700_000_000.0
 

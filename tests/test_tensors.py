@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from runstream import Run
-from runstream._tensors import capture
+from runstream._core._tensors import capture
 
 STEPS = 40
 

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from runstream import FlushTimeoutError, Run
-from runstream._tensors import capture
+from runstream._core._tensors import capture
 
 torch = pytest.importorskip("torch")
 Tensor: Any = torch.Tensor
@@ -171,7 +171,7 @@ class FakeCudaModule:
 
 @pytest.fixture
 def cuda(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCudaModule]:
-    from runstream import _tensors
+    from runstream._core import _tensors
 
     fake = FakeCudaModule()
     for name in ("current_stream", "Stream", "stream", "Event", "synchronize"):
@@ -248,7 +248,7 @@ def test_closing_gives_up_on_a_copy_that_never_lands_and_says_so(
 def test_a_failed_copy_falls_back_to_reading_on_the_flusher_thread(
     tmp_path: Path, cuda: FakeCudaModule, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from runstream import _tensors
+    from runstream._core import _tensors
 
     def no_pinned_memory(torch: Any, n: int) -> Any:
         raise RuntimeError("out of pinned memory")

@@ -186,7 +186,7 @@ def test_cli_shows_both_views(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 
 def test_worker_identity_from_launchers() -> None:
-    from runstream._environment import worker_identity, world_size
+    from runstream._core._environment import worker_identity, world_size
 
     assert worker_identity(environ={"RANK": "3"}) == "rank-3"
     assert worker_identity(environ={"OMPI_COMM_WORLD_RANK": "5"}) == "rank-5"
@@ -266,7 +266,7 @@ def test_published_run_is_found_through_the_job_store(tmp_path: Path) -> None:
     """Without torch, the rendezvous is simply absent: load_run still raises clearly."""
     if "torch.distributed" in sys.modules:
         pytest.skip("torch.distributed is loaded in this interpreter")
-    from runstream._distributed import lookup_run, publish_run
+    from runstream._run._distributed import lookup_run, publish_run
 
     assert publish_run("e", "r", str(tmp_path)) is False
     assert lookup_run(0.1) is None

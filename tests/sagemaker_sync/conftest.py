@@ -15,7 +15,7 @@ pytest.importorskip("moto", reason="moto is not installed")
 pytest.importorskip("flask", reason="moto's server needs flask")
 pytest.importorskip("flask_cors", reason="moto's server needs flask-cors")
 
-from runstream._aws import _ratelimit, _sender
+from runstream._backends.sagemaker import _ratelimit, _sender
 
 from .moto_rig import serve_moto
 

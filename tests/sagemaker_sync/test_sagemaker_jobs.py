@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import runstream
-from runstream import _aggregate, _backend
-from runstream._aws import _journal, _metrics
+from runstream._backends.sagemaker import _journal, _metrics
+from runstream._core import _aggregate, _environment
 
 if TYPE_CHECKING:
     from .moto_rig import Rig
@@ -63,14 +63,14 @@ def test_load_run_inside_a_processing_job_reads_its_config_file(
 
     config_file = tmp_path / "processingjobconfig.json"
     config_file.write_text(json.dumps({"ProcessingJobArn": f"{arn[:-12]}processing-job/p1"}))
-    monkeypatch.setattr(_backend, "PROCESSING_JOB_CONFIG_PATH", str(config_file))
-    assert _backend.running_in_job({}) == ("processing", "p1")
-    assert _backend.running_in_job({"TRANSFORM_JOB_ARN": "arn:x:transform-job/t1"}) == (
+    monkeypatch.setattr(_environment, "PROCESSING_JOB_CONFIG_PATH", str(config_file))
+    assert _environment.running_in_job({}) == ("processing", "p1")
+    assert _environment.running_in_job({"TRANSFORM_JOB_ARN": "arn:x:transform-job/t1"}) == (
         "processing",
         "p1",
     )
     config_file.unlink()
-    assert _backend.running_in_job({"TRANSFORM_JOB_ARN": "arn:x:transform-job/t1"}) == (
+    assert _environment.running_in_job({"TRANSFORM_JOB_ARN": "arn:x:transform-job/t1"}) == (
         "transform",
         "t1",
     )

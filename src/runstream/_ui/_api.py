@@ -40,14 +40,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._analytics import read_runs, select_best
-from .._downsample import downsample, window
-from .._exceptions import RunNotFoundError
+from .._core._downsample import downsample, window
+from .._core._exceptions import RunNotFoundError
+from .._run._analytics import read_runs, select_best
 
 if TYPE_CHECKING:
-    from .._aggregate import StepStats
-    from .._records import Artifact, RunRecord
-    from .._store import LocalStore, RunKey
+    from .._core._aggregate import StepStats
+    from .._core._batch import RunKey
+    from .._core._records import Artifact, RunRecord
+    from .._store import LocalStore
 
 __all__ = ("API_VERSION", "Api", "ApiError", "StoredFile", "series_lines")
 

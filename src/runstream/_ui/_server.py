@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import msgspec
 
-from .._exceptions import RunstreamError
+from .._core._exceptions import RunstreamError
 from ._api import Api, ApiError
 
 if TYPE_CHECKING:

@@ -10,8 +10,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from .._environment import ENV_WORKER, worker_identity
-from .._run import Run, load_run
+from .._core._environment import ENV_WORKER, worker_identity
+from .._run._run import Run, load_run
 
 __all__ = (
     "RunHolder",

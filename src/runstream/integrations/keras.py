@@ -35,7 +35,7 @@ import keras
 from ._common import RunHolder, env_rank, log_hyperparameters, scalars
 
 if TYPE_CHECKING:
-    from .._run import Run
+    from .._run._run import Run
 
 __all__ = ("RunstreamCallback",)
 

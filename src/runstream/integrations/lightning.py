@@ -35,7 +35,7 @@ except ImportError:  # the older package name
 from ._common import RunHolder, log_hyperparameters, worker_for_rank
 
 if TYPE_CHECKING:
-    from .._run import Run
+    from .._run._run import Run
 
 __all__ = ("RunstreamLogger",)
 

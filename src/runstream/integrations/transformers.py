@@ -28,7 +28,7 @@ from transformers import TrainerCallback
 from ._common import RunHolder, log_hyperparameters, scalars, worker_for_rank
 
 if TYPE_CHECKING:
-    from .._run import Run
+    from .._run._run import Run
 
 __all__ = ("RunstreamCallback",)
 

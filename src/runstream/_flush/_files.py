@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import urljoin
 from urllib.request import pathname2url
 
-from ._records import Artifact
+from .._core._records import Artifact
 
 __all__ = ("guess_media_type", "store_file")
 

@@ -12,7 +12,7 @@ items refused one by one are retried alone (INTERNAL_ERROR, CONFLICT_ERROR) or r
 (anything else); refused credentials *block* the run (nothing is sent, everything is
 kept) until they work again. Each is counted in the run's sync state.
 
-:class:`SageMakerCompanion` runs a run's sender in its flusher's event loop while the run
+:class:`SageMakerSender` runs a run's sender in its flusher's event loop while the run
 is open, then drains it when the run closes; :func:`sync_store` is ``runstream sync``.
 """
 
@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 import msgspec
 
-from .._exceptions import BackendError
-from .._store import LocalStore, RunKey
+from ..._core._batch import RunKey
+from ..._core._exceptions import BackendError
 from . import _journal as journal
 from ._clients import Clients, Failure, Outcome, classify, open_clients, session_for
 from ._entities import EntityError, ensure_entities, trial_component_update
@@ -39,10 +39,11 @@ from ._ratelimit import Backoff, bucket
 from ._uploads import DEFAULT_PREFIX, S3Target, default_bucket, object_key, upload
 
 if TYPE_CHECKING:
-    from .._records import RunRecord, SyncStatus
+    from ..._core._records import RunRecord, SyncStatus
+    from ..._store import LocalStore
     from ._journal import CallResult, Target
 
-__all__ = ("RunSync", "SageMakerCompanion", "SyncConfig", "preflight", "sync_store")
+__all__ = ("RunSync", "SageMakerSender", "SyncConfig", "preflight", "sync_store")
 
 T = TypeVar("T")
 Blocking = Callable[[Callable[[], Any]], Awaitable[Any]]
@@ -406,10 +407,10 @@ class RunSync:
         return True
 
 
-# -- inside a run: the flusher's companion ------------------------------------------------
+# -- inside a run: the flusher's sender ------------------------------------------------
 
 
-class SageMakerCompanion:
+class SageMakerSender:
     """Runs a run's sender beside its flusher; drains it when the run closes.
 
     Also picks up runs of the same store that an earlier process left unsent (a crash, an
@@ -677,7 +678,7 @@ def statuses(store: LocalStore, run_ids: Sequence[int] | None = None) -> list[Sy
 
 def _files_pending(store: LocalStore, target: Target) -> int:
     done = journal.uploads(store, target.run_id)
-    rows = store._query(
+    rows = store.query(
         "SELECT direction, name, sha256 FROM artifacts WHERE run_id = ? AND sha256 IS NOT NULL",
         (target.run_id,),
     )

@@ -8,8 +8,8 @@ import os
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from ._names import MAX_NAME_LEN
-from ._store import LocalStore
+from .._core._names import MAX_NAME_LEN
+from .._store import LocalStore
 
 if TYPE_CHECKING:
     from ._run import Run

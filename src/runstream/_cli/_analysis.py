@@ -1,7 +1,6 @@
 """Commands to analyse and show runs: compare, best, export, report, demo and ui.
 
-They register into :data:`runstream._cli.COMMANDS` when ``_cli`` imports this module. As
-everywhere in the CLI, ``-`` names the unassigned runs where an experiment is expected.
+As everywhere in the CLI, ``-`` names the unassigned runs where an experiment is expected.
 """
 
 from __future__ import annotations
@@ -18,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ._analytics import STATISTICS, read_runs, run_table, select_best
-from ._cli import command, table
+from .._run._analytics import STATISTICS, read_runs, run_table, select_best
+from ._common import Command, table
 
 if TYPE_CHECKING:
-    from ._records import RunRecord
-    from ._store import LocalStore
+    from .._core._records import RunRecord
+    from .._store import LocalStore
 
-__all__ = ("EXPORT_FORMATS",)
+__all__ = ("COMMANDS", "EXPORT_FORMATS")
 
 EXPORT_FORMATS = ("csv", "jsonl", "parquet")
 _json = msgspec.json.Encoder()
@@ -58,9 +57,6 @@ def _compare_arguments(parser: argparse.ArgumentParser) -> None:
     _stat_argument(parser)
 
 
-@command("compare", "compare runs side by side: parameters and metric summaries")(
-    _compare_arguments
-)
 def _compare(args: argparse.Namespace, store: LocalStore) -> Any:
     experiment = _experiment(args.experiment)
     if args.runs:
@@ -106,7 +102,6 @@ def _best_arguments(parser: argparse.ArgumentParser) -> None:
     _stat_argument(parser)
 
 
-@command("best", "the best run of an experiment by a metric")(_best_arguments)
 def _best(args: argparse.Namespace, store: LocalStore) -> Any:
     runs = read_runs(store, _experiment(args.experiment))
     record, value = select_best(runs, args.metric, maximize=args.maximize, stat=args.stat)
@@ -148,7 +143,6 @@ def _export_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-@command("export", "export runs (or their series) as CSV, JSON lines or Parquet")(_export_arguments)
 def _export(args: argparse.Namespace, store: LocalStore) -> Any:
     fmt = args.format or _format_of(args.output)
     if args.output is None and (fmt == "parquet" or args.json):
@@ -242,11 +236,8 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", action="append", help="only this run (repeatable)")
 
 
-@command("report", "write one self-contained HTML file with an experiment's runs and charts")(
-    _report_arguments
-)
 def _report(args: argparse.Namespace, store: LocalStore) -> Any:
-    from ._report import build_report
+    from .._ui._report import build_report
 
     experiment = _experiment(args.experiment)
     runs = [n.lower() for n in args.run] if args.run else None
@@ -268,9 +259,6 @@ def _demo_arguments(parser: argparse.ArgumentParser) -> None:
     del parser
 
 
-@command("demo", "train a small numpy model as a few runs, then show where to look")(
-    _demo_arguments
-)
 def _demo(args: argparse.Namespace, store: LocalStore) -> Any:
     from ._demo import run_demo
 
@@ -310,11 +298,8 @@ def _ui_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--open", action="store_true", help="open the dashboard in a browser")
 
 
-@command("ui", "serve the local web dashboard (experiments, runs, charts, comparisons)")(
-    _ui_arguments
-)
 def _ui(args: argparse.Namespace, store: LocalStore) -> Any:
-    from ._ui._server import Dashboard
+    from .._ui._server import Dashboard
 
     if not 0 <= args.port <= 65535:
         raise SystemExit(f"runstream ui: --port must be 0 to 65535, got {args.port}")
@@ -335,3 +320,38 @@ def _ui(args: argparse.Namespace, store: LocalStore) -> Any:
     finally:
         dashboard.close()
     return {"url": dashboard.url}
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "compare",
+        "compare runs side by side: parameters and metric summaries",
+        _compare_arguments,
+        _compare,
+    ),
+    Command("best", "the best run of an experiment by a metric", _best_arguments, _best),
+    Command(
+        "export",
+        "export runs (or their series) as CSV, JSON lines or Parquet",
+        _export_arguments,
+        _export,
+    ),
+    Command(
+        "report",
+        "write one self-contained HTML file with an experiment's runs and charts",
+        _report_arguments,
+        _report,
+    ),
+    Command(
+        "demo",
+        "train a small numpy model as a few runs, then show where to look",
+        _demo_arguments,
+        _demo,
+    ),
+    Command(
+        "ui",
+        "serve the local web dashboard (experiments, runs, charts, comparisons)",
+        _ui_arguments,
+        _ui,
+    ),
+)

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import orjson
 
-from .. import _names
+from ..._core import _names
 from ._clients import Failure, classify
 from ._ratelimit import bucket
 
 if TYPE_CHECKING:
-    from .._records import Artifact, RunRecord
+    from ..._core._records import Artifact, RunRecord
     from ._clients import Clients
     from ._journal import Target
 

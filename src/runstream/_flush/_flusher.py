@@ -27,13 +27,14 @@ import anyio
 import anyio.abc
 from anyio.abc import TaskStatus
 
+from .._store import is_transient
 from ._files import store_file
 from ._spill import replay_spills, spill_batch
-from ._store import is_transient
 
 if TYPE_CHECKING:
-    from ._ingest import Ingest, PendingFile
-    from ._store import Batch, LocalStore
+    from .._core._batch import Batch
+    from .._core._ingest import Ingest, PendingFile
+    from .._store import LocalStore
 
 __all__ = ("Flusher",)
 

@@ -25,15 +25,15 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from . import _aggregate
-from ._exceptions import RunNotFoundError, SchemaError, StoreError
-from ._records import (
+from .._core import _aggregate
+from .._core._batch import Batch, RunKey
+from .._core._exceptions import RunNotFoundError, StoreError
+from .._core._records import (
     Artifact,
     Artifacts,
     ExperimentRecord,
@@ -44,158 +44,19 @@ from ._records import (
     Stragglers,
     WorkerRecord,
 )
+from ._schema import DB_NAME, migrate
 
 if TYPE_CHECKING:
-    from ._aggregate import StepStats
+    from .._core._aggregate import StepStats
 
-__all__ = (
-    "DB_NAME",
-    "SCHEMA_VERSION",
-    "Batch",
-    "LocalStore",
-    "ParameterWrite",
-    "RunKey",
-    "is_transient",
-)
+__all__ = ("LocalStore", "default_store_path", "is_transient", "resolve_store_path")
 
 _log = logging.getLogger("runstream")
 
-DB_NAME = "runstream.db"
-SCHEMA_VERSION = 1
 # A write transaction holds the lock for milliseconds; a writer that waits 10 s is facing
 # a stuck lock. The flusher then keeps its batch and retries later (nothing is lost), and
 # closing a run stays bounded.
 _BUSY_TIMEOUT_MS = 10_000
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS experiments (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    display_name TEXT,
-    description TEXT,
-    tags BLOB,
-    created REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY,
-    experiment_id INTEGER REFERENCES experiments(id) ON DELETE CASCADE,
-    name TEXT NOT NULL,
-    display_name TEXT,
-    tags BLOB,
-    created REAL NOT NULL,
-    UNIQUE (experiment_id, name)
-);
--- Unassigned runs (no experiment) are unique by name too: NULLs are distinct in UNIQUE.
-CREATE UNIQUE INDEX IF NOT EXISTS runs_unassigned ON runs(name) WHERE experiment_id IS NULL;
-CREATE TABLE IF NOT EXISTS workers (
-    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    worker TEXT NOT NULL,
-    status TEXT NOT NULL,
-    message TEXT,
-    started REAL,
-    ended REAL,
-    heartbeat REAL,
-    host TEXT,
-    pid INTEGER,
-    world_size INTEGER,          -- workers the launcher started (RANK/WORLD_SIZE), if known
-    PRIMARY KEY (run_id, worker)
-);
-CREATE TABLE IF NOT EXISTS parameters (
-    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    name TEXT NOT NULL,
-    worker TEXT NOT NULL,
-    kind TEXT NOT NULL,          -- 'n' number (NaN stored as text), 's' string
-    value,
-    ts REAL NOT NULL,
-    PRIMARY KEY (run_id, name, worker)
-);
-CREATE TABLE IF NOT EXISTS artifacts (
-    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    direction TEXT NOT NULL,     -- 'input' or 'output'
-    name TEXT NOT NULL,
-    value TEXT NOT NULL,
-    media_type TEXT,
-    sha256 TEXT,
-    size INTEGER,
-    worker TEXT NOT NULL,
-    ts REAL NOT NULL,
-    PRIMARY KEY (run_id, direction, name)
-);
-CREATE TABLE IF NOT EXISTS metrics (
-    id INTEGER PRIMARY KEY,
-    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    name TEXT NOT NULL,
-    UNIQUE (run_id, name)
-);
-CREATE TABLE IF NOT EXISTS chunks (
-    id INTEGER PRIMARY KEY,
-    metric_id INTEGER NOT NULL REFERENCES metrics(id) ON DELETE CASCADE,
-    worker TEXT NOT NULL,
-    points INTEGER NOT NULL,
-    first_step INTEGER NOT NULL,
-    last_step INTEGER NOT NULL,
-    data BLOB NOT NULL,
-    created REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS chunks_metric ON chunks(metric_id, worker);
-CREATE TABLE IF NOT EXISTS summaries (
-    metric_id INTEGER NOT NULL REFERENCES metrics(id) ON DELETE CASCADE,
-    worker TEXT NOT NULL,
-    data BLOB NOT NULL,
-    PRIMARY KEY (metric_id, worker)
-);
-"""
-
-
-@dataclass(frozen=True, slots=True)
-class RunKey:
-    """A run's identity in a store."""
-
-    run_id: int
-    experiment_name: str | None
-    run_name: str
-
-
-@dataclass(frozen=True, slots=True)
-class ParameterWrite:
-    name: str
-    value: ParameterValue
-    ts: float
-
-
-@dataclass(frozen=True, slots=True)
-class ArtifactWrite:
-    direction: str
-    name: str
-    artifact: Artifact
-    ts: float
-
-
-@dataclass(slots=True)
-class Batch:
-    """Everything one flush writes for one worker of one run."""
-
-    run_id: int
-    worker: str
-    metrics: dict[str, StepStats] = field(default_factory=dict)
-    parameters: list[ParameterWrite] = field(default_factory=list)
-    artifacts: list[ArtifactWrite] = field(default_factory=list)
-
-    @property
-    def points(self) -> int:
-        return sum(stats.points for stats in self.metrics.values())
-
-    def is_empty(self) -> bool:
-        return not (self.metrics or self.parameters or self.artifacts)
-
-    def absorb(self, later: Batch) -> None:
-        """Merge a later batch into this one (used when a write failed and is retried)."""
-        for name, stats in later.metrics.items():
-            mine = self.metrics.get(name)
-            self.metrics[name] = stats if mine is None else _aggregate.combine([mine, stats])
-        self.parameters.extend(later.parameters)
-        self.artifacts.extend(later.artifacts)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -277,8 +138,11 @@ class LocalStore:
             raise StoreError(f"sqlite: {action} failed at {self.path / DB_NAME}: {exc}") from exc
 
     @contextlib.contextmanager
-    def _write(self, action: str) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken with the write lock up front (no upgrade deadlocks)."""
+    def transaction(self, action: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken with the write lock up front (no upgrade deadlocks).
+
+        With :meth:`query`, the package-internal API of the store: the sync journal of the
+        remote backends keeps its tables in the same database through these two."""
         with self._lock, self._errors(action):
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -294,18 +158,8 @@ class LocalStore:
                 raise
 
     def _migrate(self) -> None:
-        with self._write("create schema") as db:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None:
-                db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) > SCHEMA_VERSION:
-                raise SchemaError(
-                    f"the store at {self.path} has schema version {row[0]}, newer than this "
-                    f"runstream understands ({SCHEMA_VERSION}); upgrade runstream"
-                )
+        with self.transaction("create schema") as db:
+            migrate(db, self.path)
 
     def close(self) -> None:
         with self._lock:
@@ -334,7 +188,7 @@ class LocalStore:
         tags: Sequence[dict[str, str]] | dict[str, str] | None = None,
     ) -> int:
         """Create the experiment if missing (display name and tags only apply then)."""
-        with self._write("create experiment") as db:
+        with self.transaction("create experiment") as db:
             db.execute(
                 "INSERT OR IGNORE INTO experiments(name, display_name, description, tags, "
                 "created) VALUES (?, ?, ?, ?, ?)",
@@ -358,7 +212,7 @@ class LocalStore:
             if experiment_name is None
             else self.ensure_experiment(experiment_name, display_name=experiment_display_name)
         )
-        with self._write("create run") as db:
+        with self.transaction("create run") as db:
             db.execute(
                 "INSERT OR IGNORE INTO runs(experiment_id, name, display_name, tags, created) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -395,7 +249,7 @@ class LocalStore:
     ) -> None:
         """Record a worker's status; ``started`` keeps its first value, as the SDK's start."""
         now = time.time()
-        with self._write("set status") as db:
+        with self.transaction("set status") as db:
             db.execute(
                 "INSERT INTO workers(run_id, worker, status, message, started, ended, "
                 "heartbeat, host, pid, world_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -441,7 +295,7 @@ class LocalStore:
     def write(self, batch: Batch) -> None:
         """Write one flush atomically: all of it or, on error, none of it."""
         now = time.time()
-        with self._write("write batch") as db:
+        with self.transaction("write batch") as db:
             db.execute(
                 "UPDATE workers SET heartbeat = ? WHERE run_id = ? AND worker = ?",
                 (now, batch.run_id, batch.worker),
@@ -548,12 +402,12 @@ class LocalStore:
 
     # -- the read side --------------------------------------------------------------------
 
-    def _query(self, sql: str, args: Sequence[object] = ()) -> list[Any]:
+    def query(self, sql: str, args: Sequence[object] = ()) -> list[Any]:
         with self._lock, self._errors("read"):
             return self._db.execute(sql, args).fetchall()
 
     def list_experiments(self) -> list[ExperimentRecord]:
-        rows = self._query(
+        rows = self.query(
             "SELECT e.name, e.display_name, e.description, e.created, count(r.id) "
             "FROM experiments e LEFT JOIN runs r ON r.experiment_id = e.id "
             "GROUP BY e.id ORDER BY e.created"
@@ -577,7 +431,7 @@ class LocalStore:
 
     def delete_experiment(self, name: str) -> int:
         """Delete an experiment and all its runs; returns the number of runs deleted."""
-        with self._write("delete experiment") as db:
+        with self.transaction("delete experiment") as db:
             row = db.execute("SELECT id FROM experiments WHERE name = ?", (name,)).fetchone()
             if row is None:
                 raise RunNotFoundError(f"no experiment named {name!r} at {self.path}")
@@ -593,11 +447,11 @@ class LocalStore:
     ) -> list[tuple[RunKey, float]]:
         """Runs of an experiment (or the unassigned ones), oldest first, with creation time."""
         if unassigned:
-            rows = self._query(
+            rows = self.query(
                 "SELECT id, name, created FROM runs WHERE experiment_id IS NULL ORDER BY created"
             )
         else:
-            rows = self._query(
+            rows = self.query(
                 "SELECT r.id, r.name, r.created FROM runs r JOIN experiments e "
                 "ON e.id = r.experiment_id WHERE e.name = ? ORDER BY r.created",
                 (experiment_name,),
@@ -611,7 +465,7 @@ class LocalStore:
             return []
         ids = [k.run_id for k in keys]
         temp = ",".join(str(i) for i in ids)  # integers from our own rows: safe to inline
-        created = dict(self._query(f"SELECT id, created FROM runs WHERE id IN ({temp})"))
+        created = dict(self.query(f"SELECT id, created FROM runs WHERE id IN ({temp})"))
         params = self._group(
             f"SELECT run_id, name, kind, value, ts, worker FROM parameters "
             f"WHERE run_id IN ({temp}) ORDER BY ts"
@@ -643,20 +497,20 @@ class LocalStore:
 
     def _group(self, sql: str) -> dict[int, list[Any]]:
         grouped: dict[int, list[Any]] = {}
-        for row in self._query(sql):
+        for row in self.query(sql):
             grouped.setdefault(int(row[0]), []).append(row[1:])
         return grouped
 
     def metric_names(self, run_id: int) -> list[str]:
         return [
             str(r[0])
-            for r in self._query("SELECT name FROM metrics WHERE run_id = ? ORDER BY id", (run_id,))
+            for r in self.query("SELECT name FROM metrics WHERE run_id = ? ORDER BY id", (run_id,))
         ]
 
     def workers_of_metric(self, run_id: int, name: str) -> list[str]:
         return [
             str(r[0])
-            for r in self._query(
+            for r in self.query(
                 "SELECT DISTINCT c.worker FROM chunks c JOIN metrics m ON m.id = c.metric_id "
                 "WHERE m.run_id = ? AND m.name = ? ORDER BY c.worker",
                 (run_id, name),
@@ -681,13 +535,13 @@ class LocalStore:
         """The newest chunk id of a metric (0 if none): it changes whenever data is added,
         so readers can cache what they computed from :meth:`step_stats`."""
         sql, args = self._chunks_query("coalesce(max(c.id), 0)", run_id, name, worker)
-        (version,) = self._query(sql, args)[0]
+        (version,) = self.query(sql, args)[0]
         return int(version)
 
     def step_stats(self, run_id: int, name: str, worker: str | None = None) -> StepStats:
         """A metric's step statistics merged over chunks (and workers, unless one is named)."""
         sql, args = self._chunks_query("c.data", run_id, name, worker)
-        blobs = self._query(sql + " ORDER BY c.id", args)
+        blobs = self.query(sql + " ORDER BY c.id", args)
         if not blobs:
             raise RunNotFoundError(f"run {run_id} has no metric named {name!r}")
         return _aggregate.combine([_aggregate.decode(b[0]) for b in blobs])
@@ -697,7 +551,7 @@ class LocalStore:
 
     def worker_series(self, run_id: int, name: str) -> dict[str, Series]:
         """A metric's series for each worker that logged it (the per-worker view)."""
-        rows = self._query(
+        rows = self.query(
             "SELECT c.worker, c.data FROM chunks c JOIN metrics m ON m.id = c.metric_id "
             "WHERE m.run_id = ? AND m.name = ? ORDER BY c.id",
             (run_id, name),

@@ -1,43 +1,39 @@
-"""Where a run's data goes besides the local store, which is always written first.
+"""Choosing a run's backend and starting its sender.
 
-``Run(..., backend="sagemaker")`` or ``RUNSTREAM_BACKEND=sagemaker`` adds a *companion*:
+``Run(..., backend="sagemaker")`` or ``RUNSTREAM_BACKEND=sagemaker`` adds a *sender*:
 a task that runs in the run's flusher event loop and syncs what the store holds to
-SageMaker Experiments and S3 (:mod:`runstream._aws`). The default, ``"local"``, has none.
-A companion is started after the run's credentials were checked, and closed after the
+SageMaker Experiments and S3 (:mod:`.sagemaker`). The default, ``"local"``, has none.
+A sender is started after the run's credentials were checked, and closed after the
 run's last local write and final status, so it sends those too.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .._core._environment import running_in_job
+
 if TYPE_CHECKING:
-    from ._records import SyncStatus
-    from ._store import LocalStore
+    from .._core._records import SyncStatus
+    from .._store import LocalStore
 
 __all__ = (
     "BACKENDS",
     "ENV_BACKEND",
-    "Companion",
+    "Sender",
     "job_run",
-    "open_companions",
+    "open_senders",
     "resolve_backend",
-    "running_in_job",
 )
 
 ENV_BACKEND = "RUNSTREAM_BACKEND"
 BACKENDS = ("local", "sagemaker")
-# How the official SDK recognizes a SageMaker job (sagemaker/experiments/_environment.py).
-TRAINING_JOB_ARN_ENV = "TRAINING_JOB_ARN"
-TRANSFORM_JOB_ARN_ENV = "TRANSFORM_JOB_ARN"
-PROCESSING_JOB_CONFIG_PATH = "/opt/ml/config/processingjobconfig.json"
 
 
-class Companion(Protocol):
+class Sender(Protocol):
     """A task beside the flusher, in its event loop."""
 
     async def run(self, blocking: Callable[[Callable[[], Any]], Awaitable[Any]]) -> None:
@@ -66,7 +62,7 @@ def resolve_backend(backend: str | None, experiment: str | None, tc_name: str) -
                 "backend='sagemaker' needs aioboto3: install runstream's aws extra "
                 "(pip install 'runstream[aws]')"
             )
-        from ._aws import check_sagemaker_name
+        from .sagemaker import check_sagemaker_name
 
         if experiment is not None:
             check_sagemaker_name("experiment_name", experiment)
@@ -74,7 +70,7 @@ def resolve_backend(backend: str | None, experiment: str | None, tc_name: str) -
     return name
 
 
-def open_companions(
+def open_senders(
     backend: str,
     store: LocalStore,
     run_id: int,
@@ -83,16 +79,16 @@ def open_companions(
     artifact_prefix: str | None,
     sagemaker_session: object | None,
     close_timeout: float,
-) -> list[Companion]:
+) -> list[Sender]:
     """Start what ``backend`` needs beside the flusher (after an early credentials check).
 
     :raises runstream.BackendError: the backend refuses the run's credentials
     """
     if backend != "sagemaker":
         return []
-    from ._aws import SageMakerCompanion, preflight
+    from .sagemaker import SageMakerSender, preflight
 
-    companion = SageMakerCompanion(
+    sender = SageMakerSender(
         store, run_id, sagemaker_session=sagemaker_session, close_timeout=close_timeout
     )
     preflight(
@@ -101,25 +97,9 @@ def open_companions(
         bucket_name=artifact_bucket,
         prefix=artifact_prefix,
         sagemaker_session=sagemaker_session,
-        owner=companion.owner,
+        owner=sender.owner,
     )
-    return [companion]
-
-
-def running_in_job(
-    environ: Mapping[str, str] = os.environ, processing_config: str | None = None
-) -> tuple[str, str] | None:
-    """``(kind, job name)`` inside a SageMaker training, processing or transform job."""
-    processing_config = processing_config or PROCESSING_JOB_CONFIG_PATH
-    if environ.get(TRAINING_JOB_ARN_ENV):
-        return "training", environ[TRAINING_JOB_ARN_ENV].split("/")[-1]
-    if os.path.exists(processing_config):
-        with open(processing_config) as config:
-            arn = str(json.load(config)["ProcessingJobArn"])
-        return "processing", arn.split("/")[-1]
-    if environ.get(TRANSFORM_JOB_ARN_ENV):
-        return "transform", environ[TRANSFORM_JOB_ARN_ENV].split("/")[-1]
-    return None
+    return [sender]
 
 
 def job_run(sagemaker_session: object | None = None) -> tuple[str, str] | None:
@@ -127,6 +107,6 @@ def job_run(sagemaker_session: object | None = None) -> tuple[str, str] | None:
     runs in, or ``None`` outside one (checked without importing the AWS SDK)."""
     if running_in_job() is None:
         return None
-    from ._aws import job_run as describe_job_run
+    from .sagemaker import job_run as describe_job_run
 
     return describe_job_run(sagemaker_session)

@@ -13,15 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ._analytics import read_runs
-from ._ui._api import series_lines
-from ._ui._server import static_text
+from .._core._version import VERSION
+from .._run._analytics import read_runs
+from ._api import series_lines
+from ._server import static_text
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ._records import RunRecord
-    from ._store import LocalStore
+    from .._core._records import RunRecord
+    from .._store import LocalStore
 
 __all__ = ("build_report",)
 
@@ -66,15 +67,13 @@ def build_report(
     if missing:
         raise ValueError(f"no run logged the metric(s) {missing}; logged: {logged}")
     charts = [_chart(store, runs, m, points) for m in (metrics or logged)]
-    from . import __version__
-
     title = f"runstream report: {experiment_name or 'unassigned runs'}"
     data = {
         "title": title,
         "experiment_name": experiment_name,
         "store": str(store.path),
         "generated": time.time(),
-        "version": __version__,
+        "version": VERSION,
         "runs": runs,
         "charts": charts,
     }

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._analytics import best_run
-from ._run import Run
+from .._run._analytics import best_run
+from .._run._run import Run
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray

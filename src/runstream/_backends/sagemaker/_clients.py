@@ -29,7 +29,7 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
-from .._environment import ENVIRON_LOCK
+from ..._core._environment import ENVIRON_LOCK
 
 __all__ = ("Clients", "Failure", "Outcome", "classify", "open_clients", "session_for")
 

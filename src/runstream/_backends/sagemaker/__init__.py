@@ -9,10 +9,10 @@ from __future__ import annotations
 from ._entities import check_sagemaker_name
 from ._jobs import job_run
 from ._read import SageMakerView, read_run, read_runs
-from ._sender import SageMakerCompanion, SyncConfig, preflight, statuses, sync_store
+from ._sender import SageMakerSender, SyncConfig, preflight, statuses, sync_store
 
 __all__ = (
-    "SageMakerCompanion",
+    "SageMakerSender",
     "SageMakerView",
     "SyncConfig",
     "check_sagemaker_name",

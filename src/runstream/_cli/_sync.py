@@ -1,27 +1,25 @@
-"""Command-line side of the SageMaker backend: ``sync``, ``status``, and ``--backend``.
+"""Command-line side of the SageMaker backend: ``sync`` and ``status``.
 
 ``runstream sync [EXPERIMENT [RUN]]`` sends what the store holds and SageMaker has not
 acknowledged (naming an experiment or run also registers it, so a run logged locally
 can be published later); ``runstream status`` prints each registered run's sync state
-without touching the network. ``runstream runs``/``show`` gain ``--backend sagemaker``,
-which reads the runs back from SageMaker with the same tables and ``--json`` shapes.
+without touching the network. (``runs``/``show --backend sagemaker`` are in ``_browse``.)
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from ._backend import BACKENDS
-from ._cli import COMMANDS, command, table
+from ._common import Command, table
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ._records import SyncStatus
-    from ._store import LocalStore
+    from .._core._records import SyncStatus
+    from .._store import LocalStore
 
-__all__ = ()
+__all__ = ("COMMANDS",)
 
 
 def _selection(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +39,7 @@ def _sync_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _selected_ids(store: LocalStore, args: argparse.Namespace, *, register: bool) -> list[int]:
     """Run ids the arguments name (registering them for sync if asked), or all registered."""
-    from ._aws import _journal
+    from .._backends.sagemaker import _journal
 
     if not args.experiment:
         return [t.run_id for t in _journal.targets(store)]
@@ -53,7 +51,7 @@ def _selected_ids(store: LocalStore, args: argparse.Namespace, *, register: bool
             store.experiment(experiment)  # raises RunNotFoundError
         keys = [k for k, _ in store.run_keys(experiment, unassigned=experiment is None)]
     if register:
-        from ._aws import check_sagemaker_name
+        from .._backends.sagemaker import check_sagemaker_name
 
         for key in keys:
             try:
@@ -81,11 +79,8 @@ def _print(statuses: Sequence[SyncStatus]) -> None:
     )  # fmt: skip
 
 
-@command("sync", "send what SageMaker has not acknowledged yet (all registered runs by default)")(
-    _sync_arguments
-)
 def _sync(args: argparse.Namespace, store: LocalStore) -> Any:
-    from ._aws import sync_store
+    from .._backends.sagemaker import sync_store
 
     statuses = sync_store(store, _selected_ids(store, args, register=True), timeout=args.timeout)
     if not args.json:
@@ -93,10 +88,9 @@ def _sync(args: argparse.Namespace, store: LocalStore) -> Any:
     return statuses
 
 
-@command("status", "the sync state of each run registered for SageMaker (no network)")(_selection)
 def _status(args: argparse.Namespace, store: LocalStore) -> Any:
     try:
-        from ._aws import statuses
+        from .._backends.sagemaker import statuses
     except ImportError:  # no aws extra: nothing can have been registered
         found: list[SyncStatus] = []
     else:
@@ -106,29 +100,17 @@ def _status(args: argparse.Namespace, store: LocalStore) -> Any:
     return found
 
 
-def _add_backend_option(name: str) -> None:
-    """Give an existing read command ``--backend``; ``sagemaker`` swaps the store for a
-    read-only view of SageMaker with the same methods, so the output is the same shape."""
-    help_text, add_arguments, handler = COMMANDS[name]
-
-    def add(parser: argparse.ArgumentParser) -> None:
-        add_arguments(parser)
-        parser.add_argument(
-            "--backend",
-            choices=BACKENDS,
-            default="local",
-            help="read from the local store (default) or from SageMaker",
-        )
-
-    def handle(args: argparse.Namespace, store: LocalStore) -> Any:
-        if args.backend == "sagemaker":
-            from ._aws import SageMakerView
-
-            return handler(args, cast("LocalStore", SageMakerView()))
-        return handler(args, store)
-
-    COMMANDS[name] = (help_text, add, handle)
-
-
-for _name in ("runs", "show"):
-    _add_backend_option(_name)
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "sync",
+        "send what SageMaker has not acknowledged yet (all registered runs by default)",
+        _sync_arguments,
+        _sync,
+    ),
+    Command(
+        "status",
+        "the sync state of each run registered for SageMaker (no network)",
+        _selection,
+        _status,
+    ),
+)

@@ -14,7 +14,7 @@ from typing import Any
 
 import anyio
 
-from .._backend import running_in_job
+from ..._core._environment import running_in_job
 from ._clients import open_clients, session_for
 
 __all__ = ("job_run",)

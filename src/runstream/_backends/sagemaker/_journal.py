@@ -1,9 +1,9 @@
 """The sync state, kept in the store beside the data it describes.
 
 The store is the journal: the flusher writes there first, and these tables say how much
-of it SageMaker has acknowledged. Each table is created by this module (``CREATE TABLE IF
-NOT EXISTS``) in the same SQLite file, so a crash loses no sync state either, and
-deleting a run deletes its sync state (foreign keys cascade).
+of it SageMaker has acknowledged. The tables are part of the store's versioned schema
+(:mod:`runstream._store._schema`), in the same SQLite file, so a crash loses no sync state
+either, and deleting a run deletes its sync state (foreign keys cascade).
 
 ``sync_runs``
     runs to sync, their S3 target, whether their entities exist, the fingerprint of the
@@ -28,19 +28,18 @@ import os
 import socket
 import sqlite3
 import time
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .. import _aggregate
-from .._records import SyncStatus
+from ..._core import _aggregate
+from ..._core._records import SyncStatus
 
 if TYPE_CHECKING:
-    from .._aggregate import StepStats
-    from .._store import LocalStore
+    from ..._core._aggregate import StepStats
+    from ..._store import LocalStore
 
 __all__ = (
     "CallResult",
@@ -48,77 +47,12 @@ __all__ = (
     "Item",
     "Target",
     "acquire_lease",
-    "ensure_schema",
     "register",
     "targets",
 )
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sync_runs (
-    run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
-    backend TEXT NOT NULL,
-    bucket TEXT,
-    prefix TEXT,
-    entities INTEGER NOT NULL DEFAULT 0,
-    fingerprint TEXT,
-    points_sent INTEGER NOT NULL DEFAULT 0,
-    points_retried INTEGER NOT NULL DEFAULT 0,
-    points_rejected INTEGER NOT NULL DEFAULT 0,
-    data_sent INTEGER NOT NULL DEFAULT 0,
-    api_calls INTEGER NOT NULL DEFAULT 0,
-    throttled INTEGER NOT NULL DEFAULT 0,
-    files_uploaded INTEGER NOT NULL DEFAULT 0,
-    blocked TEXT,
-    last_error TEXT,
-    last_sync REAL,
-    lease_owner TEXT,
-    lease_expires REAL
-);
-CREATE TABLE IF NOT EXISTS sync_cursors (
-    metric_id INTEGER NOT NULL REFERENCES metrics(id) ON DELETE CASCADE,
-    worker TEXT NOT NULL,
-    done_chunk INTEGER NOT NULL DEFAULT 0,
-    round_chunk INTEGER NOT NULL DEFAULT 0,
-    round_step INTEGER,
-    PRIMARY KEY (metric_id, worker)
-);
-CREATE TABLE IF NOT EXISTS sync_items (
-    id INTEGER PRIMARY KEY,
-    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    metric TEXT NOT NULL,
-    step INTEGER NOT NULL,
-    value REAL,
-    ts REAL NOT NULL,
-    points INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    code TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 1
-);
-CREATE INDEX IF NOT EXISTS sync_items_run ON sync_items(run_id, state);
-CREATE TABLE IF NOT EXISTS sync_uploads (
-    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    direction TEXT NOT NULL,
-    name TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    uri TEXT NOT NULL,
-    etag TEXT,
-    PRIMARY KEY (run_id, direction, name)
-)
-"""
 
 _HOST = socket.gethostname()
-_ready: weakref.WeakSet[LocalStore] = weakref.WeakSet()
-
-
-def ensure_schema(store: LocalStore) -> None:
-    """Create the sync tables in ``store`` (once per connection)."""
-    if store in _ready:
-        return
-    with store._write("create sync tables") as db:
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                db.execute(statement)
-    _ready.add(store)
 
 
 # -- runs to sync -----------------------------------------------------------------------
@@ -150,8 +84,7 @@ def register(
     store: LocalStore, run_id: int, *, bucket: str | None = None, prefix: str | None = None
 ) -> None:
     """Mark a run for sync to SageMaker (its S3 target follows the latest registration)."""
-    ensure_schema(store)
-    with store._write("register run for sync") as db:
+    with store.transaction("register run for sync") as db:
         db.execute(
             "INSERT INTO sync_runs(run_id, backend, bucket, prefix) "
             "VALUES (?, 'sagemaker', ?, ?) ON CONFLICT(run_id) DO UPDATE SET "
@@ -163,7 +96,6 @@ def register(
 
 def targets(store: LocalStore, run_ids: Sequence[int] | None = None) -> list[Target]:
     """The runs registered for sync (all of them, or those of ``run_ids``)."""
-    ensure_schema(store)
     sql = (
         "SELECT r.id, e.name, r.name, r.display_name, r.tags, e.display_name, s.bucket, "
         "s.prefix, s.entities, s.fingerprint FROM sync_runs s JOIN runs r ON r.id = s.run_id "
@@ -173,7 +105,7 @@ def targets(store: LocalStore, run_ids: Sequence[int] | None = None) -> list[Tar
     if run_ids is not None:
         sql += f" WHERE r.id IN ({','.join('?' * len(run_ids))})"
         args.extend(run_ids)
-    rows = store._query(sql + " ORDER BY r.id", args)
+    rows = store.query(sql + " ORDER BY r.id", args)
     return [
         Target(
             run_id=_int(r[0]),
@@ -192,12 +124,12 @@ def targets(store: LocalStore, run_ids: Sequence[int] | None = None) -> list[Tar
 
 
 def mark_entities(store: LocalStore, run_id: int) -> None:
-    with store._write("record sync entities") as db:
+    with store.transaction("record sync entities") as db:
         db.execute("UPDATE sync_runs SET entities = 1 WHERE run_id = ?", (run_id,))
 
 
 def set_fingerprint(store: LocalStore, run_id: int, fingerprint: str) -> None:
-    with store._write("record trial component update") as db:
+    with store.transaction("record trial component update") as db:
         db.execute(
             "UPDATE sync_runs SET fingerprint = ?, api_calls = api_calls + 1 WHERE run_id = ?",
             (fingerprint, run_id),
@@ -217,7 +149,7 @@ def note(
 ) -> None:
     """Record an error (or a clean round) and the counters that go with it. A round that
     caught up clears the last error: it no longer describes anything pending."""
-    with store._write("record sync state") as db:
+    with store.transaction("record sync state") as db:
         db.execute(
             "UPDATE sync_runs SET last_error = CASE WHEN ? THEN NULL "
             "ELSE coalesce(?, last_error) END, blocked = ?, "
@@ -238,7 +170,7 @@ def acquire_lease(store: LocalStore, run_id: int, owner: str, ttl: float) -> boo
     """Take or renew the right to send ``run_id``. Stolen from a holder that expired or
     whose process is gone (same host), so a crash never blocks a run for long."""
     now = time.time()
-    with store._write("take sync lease") as db:
+    with store.transaction("take sync lease") as db:
         row = db.execute(
             "SELECT lease_owner, lease_expires FROM sync_runs WHERE run_id = ?", (run_id,)
         ).fetchone()
@@ -255,7 +187,7 @@ def acquire_lease(store: LocalStore, run_id: int, owner: str, ttl: float) -> boo
 
 
 def release_lease(store: LocalStore, run_id: int, owner: str) -> None:
-    with store._write("release sync lease") as db:
+    with store.transaction("release sync lease") as db:
         db.execute(
             "UPDATE sync_runs SET lease_owner = NULL, lease_expires = NULL "
             "WHERE run_id = ? AND lease_owner = ?",
@@ -299,7 +231,7 @@ class Cursor:
 
 def cursors(store: LocalStore, run_id: int) -> list[Cursor]:
     """The series of ``run_id`` with chunks not yet sent."""
-    rows = store._query(
+    rows = store.query(
         "SELECT m.id, m.name, c.worker, coalesce(s.done_chunk, 0), coalesce(s.round_chunk, 0), "
         "s.round_step, max(c.id) FROM metrics m JOIN chunks c ON c.metric_id = m.id "
         "LEFT JOIN sync_cursors s ON s.metric_id = m.id AND s.worker = c.worker "
@@ -326,7 +258,7 @@ def pending_stats(store: LocalStore, cursor: Cursor, max_chunks: int) -> StepSta
     if resuming:
         sql += " AND id <= ?"
         args.append(cursor.round_chunk)
-    rows = store._query(sql + " ORDER BY id LIMIT ?", [*args, max_chunks])
+    rows = store.query(sql + " ORDER BY id LIMIT ?", [*args, max_chunks])
     if not rows:
         return _aggregate.empty()
     if not resuming:
@@ -352,7 +284,7 @@ class Item:
 
 
 def retry_items(store: LocalStore, run_id: int, limit: int) -> list[Item]:
-    rows = store._query(
+    rows = store.query(
         "SELECT id, metric, step, value, ts, points FROM sync_items "
         "WHERE run_id = ? AND state = 'retry' ORDER BY id LIMIT ?",
         (run_id, limit),
@@ -381,7 +313,7 @@ class CallResult:
 
 def commit(store: LocalStore, run_id: int, result: CallResult) -> None:
     """Record an acknowledged call: cursors, counters and item states move together."""
-    with store._write("record sent metrics") as db:
+    with store.transaction("record sent metrics") as db:
         for (metric_id, worker), (round_chunk, step) in result.advance.items():
             done = round_chunk if step is None else None
             db.execute(
@@ -455,7 +387,7 @@ def _insert_item(db: sqlite3.Connection, run_id: int, item: Item, state: str, co
 
 def uploads(store: LocalStore, run_id: int) -> dict[tuple[str, str], tuple[str, str]]:
     """(direction, name) -> (sha256, uri) of the files already in S3."""
-    rows = store._query(
+    rows = store.query(
         "SELECT direction, name, sha256, uri FROM sync_uploads WHERE run_id = ?", (run_id,)
     )
     return {(str(d), str(n)): (str(s), str(u)) for d, n, s, u in rows}
@@ -472,7 +404,7 @@ def record_upload(
     *,
     transferred: bool,
 ) -> None:
-    with store._write("record upload") as db:
+    with store.transaction("record upload") as db:
         db.execute(
             "INSERT OR REPLACE INTO sync_uploads VALUES (?, ?, ?, ?, ?, ?)",
             (run_id, direction, name, sha256, uri, etag),
@@ -491,7 +423,7 @@ def pending_points(store: LocalStore, run_id: int) -> int:
     """Logged points in the store that SageMaker has not acknowledged yet."""
     total = 0
     for cursor in cursors(store, run_id):
-        rows = store._query(
+        rows = store.query(
             "SELECT id, points, data FROM chunks WHERE metric_id = ? AND worker = ? AND id > ?",
             (cursor.metric_id, cursor.worker, cursor.done_chunk),
         )
@@ -502,7 +434,7 @@ def pending_points(store: LocalStore, run_id: int) -> int:
                 total += int(stats.count[stats.step > round_step].sum())
             else:
                 total += _int(points)
-    retry = store._query(
+    retry = store.query(
         "SELECT coalesce(sum(points), 0) FROM sync_items WHERE run_id = ? AND state = 'retry'",
         (run_id,),
     )
@@ -511,7 +443,7 @@ def pending_points(store: LocalStore, run_id: int) -> int:
 
 def status(store: LocalStore, target: Target, *, files_pending: int = 0) -> SyncStatus:
     """The sync state of one registered run, read from the store."""
-    row = store._query(
+    row = store.query(
         "SELECT points_sent, points_retried, points_rejected, data_sent, api_calls, "
         "throttled, files_uploaded, blocked, last_error, last_sync FROM sync_runs "
         "WHERE run_id = ?",

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import msgspec
 
-from . import _aggregate
-from ._records import Artifact, ParameterValue
-from ._store import ArtifactWrite, Batch, LocalStore, ParameterWrite, is_transient
+from .._core import _aggregate
+from .._core._batch import ArtifactWrite, Batch, ParameterWrite
+from .._core._records import Artifact, ParameterValue
+from .._store import LocalStore, is_transient
 
 __all__ = ("replay_spills", "spill_batch")
 

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import _aggregate
-from .._aggregate import StepStats
-from .._names import TIMESTAMP_WINDOW
+from ..._core import _aggregate
+from ..._core._aggregate import StepStats
+from ..._core._names import TIMESTAMP_WINDOW
 from ._journal import CallResult, Cursor, Item
 
 __all__ = ("BATCH_SIZE", "Call", "group_steps", "plan", "request_data", "result_of")

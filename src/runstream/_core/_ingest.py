@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import _aggregate, _names
-from ._store import ArtifactWrite, Batch, ParameterWrite
+from ._batch import ArtifactWrite, Batch, ParameterWrite
 from ._tensors import DeviceValues, capture
 
 if TYPE_CHECKING:

@@ -19,21 +19,29 @@ from collections.abc import Generator, Mapping
 from contextlib import AsyncExitStack
 from contextvars import ContextVar, Token
 from types import TracebackType
-from typing import Any, SupportsFloat
+from typing import TYPE_CHECKING, Any, SupportsFloat
 
 import anyio
 import msgspec
 
-from . import _names
-from ._backend import Companion, job_run, open_companions, resolve_backend
+from .._backends import Sender, job_run, open_senders, resolve_backend
+from .._core import _names
+from .._core._environment import (
+    exported_identity,
+    run_from_environment,
+    worker_identity,
+    world_size,
+)
+from .._core._exceptions import FlushTimeoutError, StoreError
+from .._core._ingest import Ingest, PendingFile
+from .._core._records import Artifact, ParameterValue, RunRecord, RunStats, Series, Stragglers
+from .._flush._flusher import Flusher
+from .._flush._spill import replay_spills
+from .._store import LocalStore, resolve_store_path
 from ._distributed import lookup_run, publish_run
-from ._environment import exported_identity, run_from_environment, worker_identity, world_size
-from ._exceptions import FlushTimeoutError, StoreError
-from ._flusher import Flusher
-from ._ingest import Ingest, PendingFile
-from ._records import Artifact, ParameterValue, RunRecord, RunStats, Series, Stragglers
-from ._spill import replay_spills
-from ._store import LocalStore, RunKey, resolve_store_path
+
+if TYPE_CHECKING:
+    from .._core._batch import RunKey
 
 __all__ = ("Flush", "Run", "current_run", "load_run")
 
@@ -196,7 +204,7 @@ class Run:
         self._env: Any = None
         self._parameter_names: set[str] = set()
         self._artifact_names: dict[str, set[str]] = {"input": set(), "output": set()}
-        self._companions: list[Companion] = []
+        self._senders: list[Sender] = []
 
     # -- identity, as the official SDK ----------------------------------------------------
 
@@ -357,7 +365,7 @@ class Run:
         path = os.path.expanduser(file_path)
         if not os.path.isfile(path):
             raise ValueError(f"{path} does not exist or is not a file. Please supply a file path.")
-        from ._files import guess_media_type
+        from .._flush._files import guess_media_type
 
         artifact_name = name or os.path.basename(path)
         direction = self._claim_artifact(artifact_name, bool(is_output))
@@ -392,19 +400,19 @@ class Run:
         if self._enter_nested():
             return self
         store = self._store_or_open()
-        self._companions = self._open_companions(store)
+        self._senders = self._open_senders(store)
         self._open(store)
         self._flusher = self._make_flusher()
         flusher = self._flusher
-        companions = self._companions
+        senders = self._senders
         ready = threading.Event()
 
         def serve_in_thread() -> None:
             async def main() -> None:
                 ready.set()
                 async with anyio.create_task_group() as tasks:
-                    for companion in companions:  # a backend's sender, beside the flusher
-                        tasks.start_soon(companion.run, _run_inline)
+                    for sender in senders:  # a backend's sender, beside the flusher
+                        tasks.start_soon(sender.run, _run_inline)
                     await flusher.serve(_run_inline)
 
             try:
@@ -423,7 +431,7 @@ class Run:
         if self._enter_nested():
             return self
         store = await anyio.to_thread.run_sync(self._store_or_open)
-        self._companions = await anyio.to_thread.run_sync(self._open_companions, store)
+        self._senders = await anyio.to_thread.run_sync(self._open_senders, store)
         await anyio.to_thread.run_sync(self._mark_started, store)
         self._flusher = self._make_flusher()
         limiter = anyio.CapacityLimiter(1)
@@ -434,8 +442,8 @@ class Run:
         stack = AsyncExitStack()
         task_group = await stack.enter_async_context(anyio.create_task_group())
         await task_group.start(self._flusher.serve, run_in_worker)
-        for companion in self._companions:
-            task_group.start_soon(companion.run, run_in_worker)
+        for sender in self._senders:
+            task_group.start_soon(sender.run, run_in_worker)
         self._exit_stack = stack
         self._activate()
         return self
@@ -454,8 +462,8 @@ class Run:
         generation = self._flusher.request_close()
         if not self._flusher.wait_sync(generation, self._close_timeout):
             self._flusher.abandon()
-        self._record_outcome(exc)  # before the companions' last round: they send it too
-        self._close_companions()
+        self._record_outcome(exc)  # before the senders' last round: they send it too
+        self._close_senders()
         # The last attempt is bounded by the store's busy timeout, then it spills.
         self._thread.join(timeout=self._close_timeout)
         self._report_leftovers()
@@ -478,10 +486,10 @@ class Run:
             with anyio.CancelScope(shield=True):
                 if not await self._flusher.wait_async(generation, self._close_timeout):
                     self._flusher.abandon()
-                # Before the companions' last round, so they send the outcome too.
+                # Before the senders' last round, so they send the outcome too.
                 await anyio.to_thread.run_sync(self._record_outcome, exc)
         finally:
-            self._close_companions()
+            self._close_senders()
             # Outside the shield: the task group was entered before it, and cancel scopes
             # must exit in reverse order. The flusher's last write is shielded on its own.
             await self._exit_stack.aclose()
@@ -510,8 +518,8 @@ class Run:
             self._store = LocalStore(self._store_path)
         return self._store
 
-    def _open_companions(self, store: LocalStore) -> list[Companion]:
-        return open_companions(
+    def _open_senders(self, store: LocalStore) -> list[Sender]:
+        return open_senders(
             self._backend,
             store,
             self._key.run_id,
@@ -521,9 +529,9 @@ class Run:
             close_timeout=self._close_timeout,
         )
 
-    def _close_companions(self) -> None:
-        for companion in self._companions:
-            companion.close()
+    def _close_senders(self) -> None:
+        for sender in self._senders:
+            sender.close()
 
     def _open(self, store: LocalStore) -> None:
         self._mark_started(store)
@@ -658,7 +666,7 @@ class Run:
         spilled = flusher.points_spilled + flusher.points_rejected
         dropped = ingest.device_lost  # device values no copy nor read could recover
         logged = ingest.logged_points()
-        sync = next((c.status for c in self._companions if c.status is not None), None)
+        sync = next((c.status for c in self._senders if c.status is not None), None)
         if sync is not None:  # plus what is not even in the store yet
             pending = logged - written - spilled - dropped
             sync = msgspec.structs.replace(sync, points_pending=sync.points_pending + pending)

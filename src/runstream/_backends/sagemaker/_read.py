@@ -14,10 +14,10 @@ from typing import Any, TypeVar
 
 import anyio
 
-from .. import _names
-from .._exceptions import BackendError, RunNotFoundError, RunstreamError
-from .._records import Artifact, Artifacts, ExperimentRecord, MetricSummary, RunRecord
-from .._store import RunKey
+from ..._core import _names
+from ..._core._batch import RunKey
+from ..._core._exceptions import BackendError, RunNotFoundError, RunstreamError
+from ..._core._records import Artifact, Artifacts, ExperimentRecord, MetricSummary, RunRecord
 from ._clients import Clients, Failure, classify, open_clients, session_for
 from ._ratelimit import bucket
 

@@ -21,6 +21,7 @@ Slurm's ``SLURM_PROCID``, SageMaker's ``SM_CURRENT_HOST``), else ``<host>-<pid>`
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -35,6 +36,7 @@ __all__ = (
     "ENV_WORKER",
     "exported_identity",
     "run_from_environment",
+    "running_in_job",
     "worker_identity",
     "world_size",
 )
@@ -132,3 +134,25 @@ def exported_identity(experiment: str | None, run: str, store: str) -> Iterator[
                         os.environ.pop(key, None)
                     else:
                         os.environ[key] = value
+
+
+# How the official SDK recognizes a SageMaker job (sagemaker/experiments/_environment.py).
+TRAINING_JOB_ARN_ENV = "TRAINING_JOB_ARN"
+TRANSFORM_JOB_ARN_ENV = "TRANSFORM_JOB_ARN"
+PROCESSING_JOB_CONFIG_PATH = "/opt/ml/config/processingjobconfig.json"
+
+
+def running_in_job(
+    environ: Mapping[str, str] = os.environ, processing_config: str | None = None
+) -> tuple[str, str] | None:
+    """``(kind, job name)`` inside a SageMaker training, processing or transform job."""
+    processing_config = processing_config or PROCESSING_JOB_CONFIG_PATH
+    if environ.get(TRAINING_JOB_ARN_ENV):
+        return "training", environ[TRAINING_JOB_ARN_ENV].split("/")[-1]
+    if os.path.exists(processing_config):
+        with open(processing_config) as config:
+            arn = str(json.load(config)["ProcessingJobArn"])
+        return "processing", arn.split("/")[-1]
+    if environ.get(TRANSFORM_JOB_ARN_ENV):
+        return "transform", environ[TRANSFORM_JOB_ARN_ENV].split("/")[-1]
+    return None

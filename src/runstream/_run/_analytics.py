@@ -17,12 +17,12 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._exceptions import RunNotFoundError
-from ._names import run_group_name
-from ._store import LocalStore
+from .._core._exceptions import RunNotFoundError
+from .._core._names import run_group_name
+from .._store import LocalStore
 
 if TYPE_CHECKING:
-    from ._records import RunRecord, Series
+    from .._core._records import RunRecord, Series
 
 __all__ = ("STATISTICS", "ExperimentAnalytics", "best_run", "run_table", "select_best")
 

@@ -1,0 +1,64 @@
+"""The ``runstream`` command line: browse a store from a terminal or a script.
+
+Every command takes ``--store`` (default: ``$RUNSTREAM_STORE``, else ``./.runstream``) and
+``--json`` for machine-readable output with the field names of the public records;
+without ``--json`` it prints aligned tables for people. The commands live in one module
+per concern, each listing them in ``COMMANDS``; this module only puts them together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from .._core._exceptions import RunstreamError
+from .._store import LocalStore
+from . import _analysis, _browse, _sync
+
+if TYPE_CHECKING:
+    from ._common import Command
+
+__all__ = ("build_parser", "main")
+
+COMMANDS: dict[str, Command] = {
+    command.name: command for command in (*_browse.COMMANDS, *_analysis.COMMANDS, *_sync.COMMANDS)
+}
+_json = msgspec.json.Encoder()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="runstream", description="Browse runstream experiments and runs."
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--store", help="store directory (default: $RUNSTREAM_STORE, else ./.runstream)"
+    )
+    common.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS.values():
+        command.add_arguments(
+            sub.add_parser(
+                command.name, help=command.help, parents=[common], description=command.help
+            )
+        )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = COMMANDS[args.command]
+    try:
+        with LocalStore(args.store) as store:
+            result = command.handle(args, store)
+    except RunstreamError as exc:
+        print(f"runstream {args.command}: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        sys.stdout.buffer.write(_json.encode(result) + b"\n")
+        sys.stdout.flush()
+    return 0

@@ -1,0 +1,185 @@
+"""The store's schema, versioned as one: the data tables and the sync tables.
+
+``SCHEMA_VERSION`` counts changes; :func:`migrate` brings any older store up to it in one
+transaction, and refuses a store written by a newer runstream. Every statement is
+idempotent (``IF NOT EXISTS``), so a store half-created by a killed process is completed.
+
+Versions: 1, the data tables; 2, the sync tables (until then created by the SageMaker
+backend on first use, outside the version).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._core._exceptions import SchemaError
+
+if TYPE_CHECKING:
+    import sqlite3
+    from pathlib import Path
+
+__all__ = ("DB_NAME", "SCHEMA_VERSION", "migrate")
+
+DB_NAME = "runstream.db"
+SCHEMA_VERSION = 2
+
+_DATA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS experiments (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    display_name TEXT,
+    description TEXT,
+    tags BLOB,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    experiment_id INTEGER REFERENCES experiments(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    display_name TEXT,
+    tags BLOB,
+    created REAL NOT NULL,
+    UNIQUE (experiment_id, name)
+);
+-- Unassigned runs (no experiment) are unique by name too: NULLs are distinct in UNIQUE.
+CREATE UNIQUE INDEX IF NOT EXISTS runs_unassigned ON runs(name) WHERE experiment_id IS NULL;
+CREATE TABLE IF NOT EXISTS workers (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    worker TEXT NOT NULL,
+    status TEXT NOT NULL,
+    message TEXT,
+    started REAL,
+    ended REAL,
+    heartbeat REAL,
+    host TEXT,
+    pid INTEGER,
+    world_size INTEGER,          -- workers the launcher started (RANK/WORLD_SIZE), if known
+    PRIMARY KEY (run_id, worker)
+);
+CREATE TABLE IF NOT EXISTS parameters (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    worker TEXT NOT NULL,
+    kind TEXT NOT NULL,          -- 'n' number (NaN stored as text), 's' string
+    value,
+    ts REAL NOT NULL,
+    PRIMARY KEY (run_id, name, worker)
+);
+CREATE TABLE IF NOT EXISTS artifacts (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    direction TEXT NOT NULL,     -- 'input' or 'output'
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    media_type TEXT,
+    sha256 TEXT,
+    size INTEGER,
+    worker TEXT NOT NULL,
+    ts REAL NOT NULL,
+    PRIMARY KEY (run_id, direction, name)
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    UNIQUE (run_id, name)
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY,
+    metric_id INTEGER NOT NULL REFERENCES metrics(id) ON DELETE CASCADE,
+    worker TEXT NOT NULL,
+    points INTEGER NOT NULL,
+    first_step INTEGER NOT NULL,
+    last_step INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_metric ON chunks(metric_id, worker);
+CREATE TABLE IF NOT EXISTS summaries (
+    metric_id INTEGER NOT NULL REFERENCES metrics(id) ON DELETE CASCADE,
+    worker TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (metric_id, worker)
+);
+"""
+
+# The sync state of the remote backends (see runstream._backends.sagemaker._journal).
+_SYNC = """
+CREATE TABLE IF NOT EXISTS sync_runs (
+    run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+    backend TEXT NOT NULL,
+    bucket TEXT,
+    prefix TEXT,
+    entities INTEGER NOT NULL DEFAULT 0,
+    fingerprint TEXT,
+    points_sent INTEGER NOT NULL DEFAULT 0,
+    points_retried INTEGER NOT NULL DEFAULT 0,
+    points_rejected INTEGER NOT NULL DEFAULT 0,
+    data_sent INTEGER NOT NULL DEFAULT 0,
+    api_calls INTEGER NOT NULL DEFAULT 0,
+    throttled INTEGER NOT NULL DEFAULT 0,
+    files_uploaded INTEGER NOT NULL DEFAULT 0,
+    blocked TEXT,
+    last_error TEXT,
+    last_sync REAL,
+    lease_owner TEXT,
+    lease_expires REAL
+);
+CREATE TABLE IF NOT EXISTS sync_cursors (
+    metric_id INTEGER NOT NULL REFERENCES metrics(id) ON DELETE CASCADE,
+    worker TEXT NOT NULL,
+    done_chunk INTEGER NOT NULL DEFAULT 0,
+    round_chunk INTEGER NOT NULL DEFAULT 0,
+    round_step INTEGER,
+    PRIMARY KEY (metric_id, worker)
+);
+CREATE TABLE IF NOT EXISTS sync_items (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    metric TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    value REAL,
+    ts REAL NOT NULL,
+    points INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    code TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS sync_items_run ON sync_items(run_id, state);
+CREATE TABLE IF NOT EXISTS sync_uploads (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    direction TEXT NOT NULL,
+    name TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    uri TEXT NOT NULL,
+    etag TEXT,
+    PRIMARY KEY (run_id, direction, name)
+)
+"""
+
+# What each version adds to the one before it.
+_STEPS = {1: _DATA, 2: _SYNC}
+
+
+def migrate(db: sqlite3.Connection, path: Path) -> None:
+    """Create or upgrade the schema (inside the caller's write transaction)."""
+    db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    version = 0 if row is None else int(row[0])
+    if version > SCHEMA_VERSION:
+        raise SchemaError(
+            f"the store at {path} has schema version {version}, newer than this "
+            f"runstream understands ({SCHEMA_VERSION}); upgrade runstream"
+        )
+    for step in range(1, SCHEMA_VERSION + 1):
+        # Every statement is idempotent: a version-1 store may already hold sync tables
+        # that an older SageMaker backend created outside the version.
+        if step > version or step == 1:
+            for statement in _STEPS[step].split(";"):
+                if statement.strip():
+                    db.execute(statement)
+    db.execute(
+        "INSERT INTO meta VALUES ('schema_version', ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (str(SCHEMA_VERSION),),
+    )
