@@ -48,8 +48,8 @@ def test_a_locked_store_spills_at_close_and_the_next_run_writes_it(tmp_path: Pat
 
 def test_a_long_outage_spills_to_disk_and_recovers_mid_run(tmp_path: Path) -> None:
     with runstream.Run("spill", "outage", store=tmp_path, tick=0.01, flush_interval=0.01) as run:
-        assert run._flusher is not None
-        run._flusher._spill_rows = 100  # hold at most 100 unwritten rows in memory
+        assert run._background is not None
+        run._background.flusher._spill_rows = 100  # hold at most 100 unwritten rows in memory
         run._store._db.execute("PRAGMA busy_timeout = 10")  # type: ignore[union-attr]
         blocker = sqlite3.connect(tmp_path / "runstream.db", isolation_level=None)
         blocker.execute("BEGIN EXCLUSIVE")

@@ -34,10 +34,10 @@ from ._run._experiment import Experiment as Experiment
 from ._run._experiment import SortByType as SortByType
 from ._run._experiment import SortOrderType as SortOrderType
 from ._run._experiment import list_runs as list_runs
+from ._run._load import load_run as load_run
 from ._run._run import Flush as Flush
 from ._run._run import Run as Run
 from ._run._run import current_run as current_run
-from ._run._run import load_run as load_run
 
 __all__ = (
     "Artifact",

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .._core._environment import running_in_job
 
@@ -34,9 +33,10 @@ BACKENDS = ("local", "sagemaker")
 
 
 class Sender(Protocol):
-    """A task beside the flusher, in its event loop."""
+    """A task beside the flusher, in its thread's event loop: blocking store work may run
+    inline there (that loop serves one run and nothing else)."""
 
-    async def run(self, blocking: Callable[[Callable[[], Any]], Awaitable[Any]]) -> None:
+    async def run(self) -> None:
         """Serve until :meth:`close`, then finish (bounded) and return. Never raises."""
 
     def close(self) -> None:

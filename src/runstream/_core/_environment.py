@@ -119,21 +119,33 @@ def exported_identity(experiment: str | None, run: str, store: str) -> Iterator[
         if not _exported:
             _before_exports.clear()
             _before_exports.update({key: os.environ.get(key) for key in values})
+        try:
+            os.environ.update(values)
+        except (ValueError, UnicodeError) as exc:  # a NUL, a lone surrogate
+            _restore_exports()
+            raise ValueError(
+                f"cannot export run {run!r} (experiment {experiment!r}, store {store!r}) to "
+                f"child processes: the environment cannot hold it ({exc})"
+            ) from None
         _exported.append(values)
-        os.environ.update(values)
     try:
         yield
     finally:
         with ENVIRON_LOCK:
             _exported.remove(values)
-            if _exported:
-                os.environ.update(_exported[-1])
-            else:
-                for key, value in _before_exports.items():
-                    if value is None:
-                        os.environ.pop(key, None)
-                    else:
-                        os.environ[key] = value
+            _restore_exports()
+
+
+def _restore_exports() -> None:
+    """The environment names the latest run still entered, else what it held before."""
+    if _exported:
+        os.environ.update(_exported[-1])
+        return
+    for key, value in _before_exports.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 # How the official SDK recognizes a SageMaker job (sagemaker/experiments/_environment.py).

@@ -73,6 +73,7 @@ class Ingest:
         self._pending: dict[str, list[StepStats]] = {}
         self._pending_points = 0
         self._lock = threading.Lock()
+        self._parameters_held = 0  # taken into a batch the store has not settled yet
         self._nonfinite_warned = False
         self.compactions = 0
         self.drained_points = 0
@@ -228,6 +229,7 @@ class Ingest:
             self._pending_points = 0
             params = self.parameters[: len(self.parameters)]
             del self.parameters[: len(params)]
+            self._parameters_held += len(params)
             arts = self.artifacts[: len(self.artifacts)]
             del self.artifacts[: len(arts)]
         return Batch(
@@ -237,6 +239,18 @@ class Ingest:
             parameters=[ParameterWrite(n, v, ts) for n, v, ts in params],
             artifacts=[ArtifactWrite(d, n, a, ts) for d, n, a, ts in arts],
         )
+
+    @property
+    def parameters_pending(self) -> int:
+        """Parameters logged and not yet settled (written, spilled or set aside): those
+        still in the list and those taken into a batch, read together under the lock."""
+        with self._lock:
+            return len(self.parameters) + self._parameters_held
+
+    def settle_parameters(self, count: int) -> None:
+        """A batch holding ``count`` parameters was written, spilled or set aside."""
+        with self._lock:
+            self._parameters_held -= count
 
     def take_files(self) -> list[PendingFile]:
         with self._lock:

@@ -1,9 +1,10 @@
 """The background flusher: drains a run's buffers, aggregates, writes, copies files.
 
-One flusher per entered run. It runs on anyio: in a dedicated thread with its own event
-loop when the run was entered with ``with``, or as a task of the caller's loop with
-``async with`` (blocking work then goes to a worker thread). Either way the training
-thread only ever appends to lists.
+One flusher per entered run, always in a thread and event loop of its own (see
+:mod:`runstream._run._lifecycle`), for ``with`` and ``async with`` alike: the training
+thread only ever appends to lists, and a training loop that never awaits still has its
+points written. Store writes run inline in that loop (it has nothing else to do); file
+copies run in worker threads, so a large file never holds up the drains.
 
 Every ``tick`` it drains the buffers (which also timestamps the points); every
 ``flush_interval``, when ``high_water`` points are pending, or when asked, it writes one
@@ -15,19 +16,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
 from anyio.abc import TaskStatus
 
 from .._store import is_transient
+from ._backoff import Backoff
 from ._files import store_file
 from ._spill import replay_spills, spill_batch
 
@@ -37,9 +37,6 @@ if TYPE_CHECKING:
     from .._store import LocalStore
 
 __all__ = ("Flusher",)
-
-T = TypeVar("T")
-BlockingRunner = Callable[[Callable[[], Any]], Awaitable[Any]]
 
 _MAX_BACKOFF = 30.0
 _log = logging.getLogger("runstream")
@@ -84,8 +81,7 @@ class Flusher:
         self._requested = 0  # generation asked for by flush()
         self._completed = 0  # generation whose data is in the store
         self._cond = threading.Condition()
-        self._backoff = 0.0
-        self._next_attempt = 0.0
+        self._backoff = Backoff(base=tick, cap=_MAX_BACKOFF)
         self.points_written = 0
         self.points_spilled = 0
         self.points_rejected = 0
@@ -137,13 +133,6 @@ class Flusher:
                 self._cond.wait(remaining)
         return True
 
-    async def wait_async(self, generation: int, timeout: float | None) -> bool:
-        with anyio.move_on_after(math.inf if timeout is None else timeout):
-            while self._completed < generation:
-                await anyio.sleep(self._tick / 2)
-            return True
-        return False
-
     def abandon(self) -> None:
         """Stop retrying: closing timed out. What is unwritten stays in the counters."""
         self._abandoned = True
@@ -153,43 +142,30 @@ class Flusher:
         self._complete(self._requested)
 
     @property
-    def unwritten_parameters(self) -> int:
-        return 0 if self._unwritten is None else len(self._unwritten.parameters)
-
-    @property
     def pending_points(self) -> int:
         unwritten = 0 if self._unwritten is None else self._unwritten.points
         return unwritten + self._ingest.pending_points + self._ingest.buffered_points()
 
     # -- the loop -------------------------------------------------------------------------
 
-    async def serve(
-        self,
-        run_blocking: BlockingRunner,
-        *,
-        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
-    ) -> None:
-        """Run until :meth:`request_close`, then write everything and return.
-
-        The last write sits in a shielded ``finally``: when the caller's task is cancelled
-        (``async with`` inside a timeout, say), what was logged still reaches the store.
-        """
+    async def serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run until :meth:`request_close`, then write everything and return."""
         try:
             async with anyio.create_task_group() as files:
                 task_status.started()
-                await self._loop(run_blocking, files)
+                await self._loop(files)
         finally:
             with anyio.CancelScope(shield=True):
                 with anyio.move_on_after(self._final_timeout):
                     # Files finished copying after the last write: their artifacts are pending.
-                    await run_blocking(self._ingest.drain)
-                    await run_blocking(self._write_pending)
-                await run_blocking(self._spill_unwritten)
+                    self._ingest.drain()
+                    self._write_pending()
+                self._spill_unwritten()
             self.mark_stopped()
             self._woken.close()
             self._waker.close()
 
-    async def _loop(self, run_blocking: BlockingRunner, files: anyio.abc.TaskGroup) -> None:
+    async def _loop(self, files: anyio.abc.TaskGroup) -> None:
         limiter = anyio.CapacityLimiter(self._files_limiter)
         last_write = time.monotonic()
         while True:
@@ -198,18 +174,18 @@ class Flusher:
             self._clear_wakeups()
             closing = self._closing
             requested = self._requested
-            await run_blocking(self._ingest.drain)
+            self._ingest.drain()
             for pending in self._ingest.take_files():
                 self.files_pending += 1
-                files.start_soon(self._copy_file, pending, run_blocking, limiter)
+                files.start_soon(self._copy_file, pending, limiter)
             due = (
                 requested > self._completed
                 or time.monotonic() - last_write >= self._interval
                 or self._ingest.pending_points >= self._high_water
             )
-            if due and time.monotonic() >= self._next_attempt:
+            if due and self._backoff.ready:
                 last_write = time.monotonic()
-                written = await run_blocking(self._write_pending)
+                written = self._write_pending()
                 # Device tensors still being copied count as unwritten (see _tensors).
                 if written and not self.files_pending and not self._ingest.device_pending:
                     self._complete(requested)
@@ -233,18 +209,19 @@ class Flusher:
             self._completed = max(self._completed, generation)
             self._cond.notify_all()
 
-    async def _copy_file(
-        self, pending: PendingFile, run_blocking: BlockingRunner, limiter: anyio.CapacityLimiter
-    ) -> None:
-        async with limiter:
-            try:
-                artifact = await run_blocking(
-                    lambda: store_file(pending.path, self._store.artifact_dir, pending.media_type)
-                )
-            except OSError as exc:
-                self._record_error(f"log_file({pending.path!r}) could not be copied: {exc}")
-                self.files_pending -= 1
-                return
+    async def _copy_file(self, pending: PendingFile, limiter: anyio.CapacityLimiter) -> None:
+        try:
+            artifact = await anyio.to_thread.run_sync(
+                store_file,
+                pending.path,
+                self._store.artifact_dir,
+                pending.media_type,
+                limiter=limiter,
+            )
+        except OSError as exc:
+            self._record_error(f"log_file({pending.path!r}) could not be copied: {exc}")
+            self.files_pending -= 1
+            return
         self._ingest.artifacts.append((pending.direction, pending.name, artifact, time.time()))
         self.files_pending -= 1
         self.files_written += 1
@@ -263,6 +240,7 @@ class Flusher:
             self._record_error(f"could not spill {batch.points} unwritten points: {exc}")
             return
         self.points_spilled += batch.points
+        self._ingest.settle_parameters(len(batch.parameters))
         self._record_error(
             f"the store did not take {batch.points} points before closing; kept in {path} "
             "and written by the next run that opens this store"
@@ -288,13 +266,13 @@ class Flusher:
             if not is_transient(exc):
                 self._reject(batch, exc)
                 return self._replay_spilled()
-            self._backoff = min(_MAX_BACKOFF, max(self._tick, self._backoff * 2))
-            self._next_attempt = time.monotonic() + self._backoff
+            self._backoff.failed()
             self._record_error(f"store write failed, will retry: {exc}")
             self._keep_unwritten(batch)
             return False
-        self._backoff = 0.0
+        self._backoff.succeeded()
         self.points_written += batch.points
+        self._ingest.settle_parameters(len(batch.parameters))
         self.flushes += 1
         return self._replay_spilled()
 
@@ -309,6 +287,7 @@ class Flusher:
             )
             return
         self.points_rejected += batch.points
+        self._ingest.settle_parameters(len(batch.parameters))
         self._record_error(f"the store refused {batch.points} points ({exc}); kept in {path}")
 
     def _keep_unwritten(self, batch: Batch) -> None:
@@ -324,6 +303,7 @@ class Flusher:
             self._record_error(f"could not spill {batch.points} unwritten points: {exc}")
             return
         self.points_spilled += batch.points
+        self._ingest.settle_parameters(len(batch.parameters))
 
     def _replay_spilled(self) -> bool:
         """The store is back: write in what this run spilled during the outage. True when

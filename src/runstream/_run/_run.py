@@ -8,47 +8,43 @@ it in the background): they validate and append to :class:`~runstream._ingest.In
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import numbers
 import os
-import threading
 import time
 import warnings
 from collections.abc import Generator, Mapping
-from contextlib import AsyncExitStack
 from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, SupportsFloat
 
 import anyio
-import msgspec
 
-from .._backends import Sender, job_run, open_senders, resolve_backend
+from .._backends import Sender, open_senders, resolve_backend
 from .._core import _names
-from .._core._environment import (
-    exported_identity,
-    run_from_environment,
-    worker_identity,
-    world_size,
-)
+from .._core._environment import exported_identity, worker_identity, world_size
 from .._core._exceptions import FlushTimeoutError, StoreError
 from .._core._ingest import Ingest, PendingFile
 from .._core._records import Artifact, ParameterValue, RunRecord, RunStats, Series, Stragglers
 from .._flush._flusher import Flusher
 from .._flush._spill import replay_spills
+from .._flush._stats import run_stats
 from .._store import LocalStore, resolve_store_path
-from ._distributed import lookup_run, publish_run
+from ._distributed import publish_run
+from ._lifecycle import Background
 
 if TYPE_CHECKING:
     from .._core._batch import RunKey
 
-__all__ = ("Flush", "Run", "current_run", "load_run")
+__all__ = ("Flush", "Run", "current_run")
 
 _log = logging.getLogger("runstream")
 _current: ContextVar[Run | None] = ContextVar("runstream_current_run", default=None)
 
 _OUTSIDE_CONTEXT = "This method should be called inside context of 'with' statement."
+_NESTED = "It is not allowed to use nested 'with' statements on the {}."
 _MAX_PARAMETERS = 300
 _MAX_PARAMETER_NAME_LEN = 320
 _MAX_STRING_PARAMETER_LEN = 2500
@@ -164,7 +160,6 @@ class Run:
             experiment_display_name=experiment_display_name,
         )
         self._init_logging_state()
-        self._in_load = False
 
     @classmethod
     def _from_store(cls, store: LocalStore, key: RunKey) -> Run:
@@ -187,7 +182,6 @@ class Run:
         self._key = key
         self._backend = "local"
         self._init_logging_state()
-        self._in_load = False
         return self
 
     def _init_logging_state(self) -> None:
@@ -196,15 +190,16 @@ class Run:
         # context, so a stale name misses and the slow path raises RuntimeError.
         self._lists: dict[str, list[float]] = {}
         self._capacity2 = 2 * self._capacity
-        self._flusher: Flusher | None = None
-        self._thread: threading.Thread | None = None
-        self._exit_stack: AsyncExitStack | None = None
-        self._depth = 0
+        self._background: Background | None = None  # since entered (its counters stay)
+        self._entered_async = False
+        # Which ``with`` blocks are open, as the official SDK tracks them (see __enter__).
+        self._in_load = False  # handed out by load_run(): its next ``with`` is a load block
+        self._inside_init = False
+        self._inside_load = False
         self._token: Token[Run | None] | None = None
         self._env: Any = None
         self._parameter_names: set[str] = set()
         self._artifact_names: dict[str, set[str]] = {"input": set(), "output": set()}
-        self._senders: list[Sender] = []
 
     # -- identity, as the official SDK ----------------------------------------------------
 
@@ -308,7 +303,7 @@ class Run:
         return buf
 
     def _check_context(self) -> None:
-        if self._depth == 0:
+        if not (self._inside_init or self._inside_load):
             raise RuntimeError(_OUTSIDE_CONTEXT)
 
     # -- parameters, artifacts, files -----------------------------------------------------
@@ -395,57 +390,29 @@ class Run:
         return direction
 
     # -- context management ---------------------------------------------------------------
+    #
+    # As the official SDK: a run entered with ``with Run(...)`` refuses any other ``with``
+    # while it is current; a ``with load_run()`` of that same run inside its block marks it
+    # Completed (or Failed) and flushes when it ends, while the outer block goes on logging.
 
     def __enter__(self) -> Run:
-        if self._enter_nested():
-            return self
-        store = self._store_or_open()
-        self._senders = self._open_senders(store)
-        self._open(store)
-        self._flusher = self._make_flusher()
-        flusher = self._flusher
-        senders = self._senders
-        ready = threading.Event()
-
-        def serve_in_thread() -> None:
-            async def main() -> None:
-                ready.set()
-                async with anyio.create_task_group() as tasks:
-                    for sender in senders:  # a backend's sender, beside the flusher
-                        tasks.start_soon(sender.run, _run_inline)
-                    await flusher.serve(_run_inline)
-
-            try:
-                anyio.run(main)
-            finally:
-                flusher.mark_stopped()
-
-        self._thread = threading.Thread(
-            target=serve_in_thread, name=f"runstream-flusher[{self.run_name}]", daemon=True
-        )
-        self._thread.start()
-        ready.wait()
+        if self._enter_context():
+            self._entered_async = False
+            self._open()
+            self._activate_or_close()
         return self
 
     async def __aenter__(self) -> Run:
-        if self._enter_nested():
-            return self
-        store = await anyio.to_thread.run_sync(self._store_or_open)
-        self._senders = await anyio.to_thread.run_sync(self._open_senders, store)
-        await anyio.to_thread.run_sync(self._mark_started, store)
-        self._flusher = self._make_flusher()
-        limiter = anyio.CapacityLimiter(1)
-
-        async def run_in_worker(fn: Any) -> Any:
-            return await anyio.to_thread.run_sync(fn, limiter=limiter)
-
-        stack = AsyncExitStack()
-        task_group = await stack.enter_async_context(anyio.create_task_group())
-        await task_group.start(self._flusher.serve, run_in_worker)
-        for sender in self._senders:
-            task_group.start_soon(sender.run, run_in_worker)
-        self._exit_stack = stack
-        self._activate()
+        if self._enter_context():
+            self._entered_async = True
+            await anyio.to_thread.run_sync(self._open)
+            try:
+                self._activate()
+            except BaseException as exc:
+                self._deactivate()
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(self._close, exc)
+                raise
         return self
 
     def __exit__(
@@ -454,19 +421,9 @@ class Run:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._exit_nested():
-            return
-        assert self._flusher is not None
-        assert self._thread is not None
-        self._deactivate()
-        generation = self._flusher.request_close()
-        if not self._flusher.wait_sync(generation, self._close_timeout):
-            self._flusher.abandon()
-        self._record_outcome(exc)  # before the senders' last round: they send it too
-        self._close_senders()
-        # The last attempt is bounded by the store's busy timeout, then it spills.
-        self._thread.join(timeout=self._close_timeout)
-        self._report_leftovers()
+        if self._leave_context(exc):
+            self._deactivate()
+            self._close(exc)
 
     async def __aexit__(
         self,
@@ -474,44 +431,103 @@ class Run:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._exit_nested():
-            return
-        assert self._flusher is not None
-        assert self._exit_stack is not None
-        self._deactivate()
-        # Shielded: a cancelled task still gets its data written (bounded by close_timeout).
-        # The task group is left outside the shield, in the scope it was entered in.
-        generation = self._flusher.request_close()
-        try:
+        if self._leave_context(exc):
+            self._deactivate()
+            # Shielded: a cancelled task still gets its data written, bounded by
+            # close_timeout; the cancellation is delivered once the run is closed.
             with anyio.CancelScope(shield=True):
-                if not await self._flusher.wait_async(generation, self._close_timeout):
-                    self._flusher.abandon()
-                # Before the senders' last round, so they send the outcome too.
-                await anyio.to_thread.run_sync(self._record_outcome, exc)
-        finally:
-            self._close_senders()
-            # Outside the shield: the task group was entered before it, and cancel scopes
-            # must exit in reverse order. The flusher's last write is shielded on its own.
-            await self._exit_stack.aclose()
-            self._report_leftovers()
+                await anyio.to_thread.run_sync(self._close, exc)
 
-    def _enter_nested(self) -> bool:
-        """Re-entering the same run (``with load_run()`` inside its ``with Run()``) nests."""
-        if self._depth:
-            self._depth += 1
-            return True
+    def _enter_context(self) -> bool:
+        """Check that this ``with`` may begin; True when it opens the run (False: a
+        ``with load_run()`` inside this run's own block, which is open already)."""
         current = _current.get()
-        if current is not None and current is not self:
-            raise RuntimeError("It is not allowed to use nested 'with' statements on the Run.")
-        return False
+        if self._in_load:
+            if self._inside_load:
+                raise RuntimeError(_NESTED.format("load_run"))
+            if current is not None and current is not self:
+                raise RuntimeError(_NESTED.format("Run"))  # one run per context
+            self._inside_load = True
+            return not self._inside_init
+        if current is not None or self._inside_init:
+            raise RuntimeError(_NESTED.format("Run"))
+        self._inside_init = True
+        return True
 
-    def _exit_nested(self) -> bool:
-        if self._depth > 1:
-            self._depth -= 1
-            if self._flusher is not None:
-                self._flusher.request_flush()
-            return True
-        return False
+    def _leave_context(self, exc: BaseException | None) -> bool:
+        """Leave the innermost ``with``; True when that closes the run."""
+        self._in_load = False
+        if self._inside_load:
+            self._inside_load = False
+            if self._inside_init:  # the run's own block goes on: flush, record, keep open
+                with contextlib.suppress(FlushTimeoutError):  # counted; close retries it
+                    self._flush_now(self._close_timeout)
+                self._record_outcome(exc)
+                return False
+        self._inside_init = False
+        return True
+
+    def _open(self) -> None:
+        """Everything a run needs before its first point (blocking): the store, the
+        backends' credentials check, this worker's status, the flusher's thread. On failure
+        it undoes what it did: nothing is left half-open."""
+        try:
+            with contextlib.ExitStack() as undo:
+                store = self._store_or_open()
+                senders = self._open_senders(store)
+                for sender in senders:
+                    undo.callback(sender.close)
+                self._mark_started(store)
+                background = Background(
+                    self._make_flusher(), senders, name=f"runstream-flusher[{self.run_name}]"
+                )
+                background.start()
+                undo.pop_all()
+        except BaseException:
+            self._inside_init = self._inside_load = False
+            raise
+        self._background = background
+
+    def _activate_or_close(self) -> None:
+        try:
+            self._activate()
+        except BaseException as exc:
+            self._deactivate()
+            self._close(exc)
+            raise
+
+    def _activate(self) -> None:
+        """Make this the current run and export its identity (in the caller's context)."""
+        self._lists = {}
+        self._token = _current.set(self)
+        self._env = exported_identity(self.experiment_name, self.run_name, self.store_path)
+        self._env.__enter__()
+        publish_run(self.experiment_name, self.run_name, self.store_path)
+
+    def _deactivate(self) -> None:
+        self._lists = {}
+        if self._token is not None:
+            try:
+                _current.reset(self._token)
+            except ValueError:  # exited in another context than entered: clear it there
+                _current.set(None)
+            self._token = None
+        if self._env is not None:
+            self._env.__exit__(None, None, None)
+            self._env = None
+
+    def _close(self, exc: BaseException | None) -> None:
+        """Write what is left (bounded by ``close_timeout``), record how the block ended,
+        let the senders send that, and stop (blocking)."""
+        background = self._background
+        assert background is not None
+        self._inside_init = self._inside_load = False
+        try:
+            background.drain(self._close_timeout)
+            self._record_outcome(exc)  # after the last write: Completed means it is in
+        finally:
+            background.stop(self._close_timeout)
+            self._report_leftovers(background.flusher)
 
     def _store_or_open(self) -> LocalStore:
         if self._store is None:
@@ -529,14 +545,6 @@ class Run:
             close_timeout=self._close_timeout,
         )
 
-    def _close_senders(self) -> None:
-        for sender in self._senders:
-            sender.close()
-
-    def _open(self, store: LocalStore) -> None:
-        self._mark_started(store)
-        self._activate()
-
     def _mark_started(self, store: LocalStore) -> None:
         try:
             replay_spills(store)
@@ -553,14 +561,6 @@ class Run:
             world_size=world_size(),
         )
 
-    def _activate(self) -> None:
-        self._lists = {}
-        self._depth = 1
-        self._token = _current.set(self)
-        self._env = exported_identity(self.experiment_name, self.run_name, self.store_path)
-        self._env.__enter__()
-        publish_run(self.experiment_name, self.run_name, self.store_path)
-
     def _make_flusher(self) -> Flusher:
         assert self._store is not None
         return Flusher(
@@ -574,25 +574,12 @@ class Run:
             final_timeout=self._close_timeout,
         )
 
-    def _deactivate(self) -> None:
-        self._depth = 0
-        self._lists = {}
-        if self._token is not None:
-            try:
-                _current.reset(self._token)
-            except ValueError:  # exited in another context than entered: clear it there
-                _current.set(None)
-            self._token = None
-        if self._env is not None:
-            self._env.__exit__(None, None, None)
-            self._env = None
-
     def _record_outcome(self, exc: BaseException | None) -> None:
-        """Record how the block ended, after the last flush: Completed means the data is in."""
+        """Record how the block ended: Completed, Failed on an error, Stopped when
+        interrupted (Ctrl-C, cancellation, exit)."""
         assert self._store is not None
         status, message = "Completed", None
         if exc is not None:
-            # An error fails the run; an interruption (Ctrl-C, cancellation, exit) stops it.
             status = "Failed" if isinstance(exc, Exception) else "Stopped"
             message = str(exc)[: _names.MAX_STATUS_MESSAGE_LEN] or type(exc).__name__
         try:
@@ -602,10 +589,8 @@ class Run:
         except Exception:
             _log.exception("runstream: could not record the status of run %r", self.run_name)
 
-    def _report_leftovers(self) -> None:
+    def _report_leftovers(self, flusher: Flusher) -> None:
         """Once the flusher has stopped: say what the store did not take, and where it is."""
-        flusher = self._flusher
-        assert flusher is not None
         if flusher.pending_points or flusher.files_pending or flusher.points_spilled:
             stats = self.stats
             warnings.warn(
@@ -615,7 +600,7 @@ class Run:
                 f"{stats.points_pending} points and {stats.files_pending} files not written; "
                 f"last error: {stats.last_error}",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
 
     # -- flushing and counters ------------------------------------------------------------
@@ -627,15 +612,25 @@ class Run:
         result. :raises FlushTimeoutError: if ``timeout`` seconds pass first.
         """
         self._check_context()
-        assert self._flusher is not None
-        generation = self._flusher.request_flush()
-        if self._thread is not None and not self._flusher.wait_sync(generation, timeout):
+        if self._entered_async:
+            assert self._background is not None
+            return Flush(self, self._background.flusher.request_flush(), timeout)
+        return Flush(self, self._flush_now(timeout), timeout)
+
+    def _flush_now(self, timeout: float | None) -> int:
+        assert self._background is not None
+        flusher = self._background.flusher
+        generation = flusher.request_flush()
+        if not flusher.wait_sync(generation, timeout):
             raise self._timeout_error(timeout)
-        return Flush(self, generation, timeout)
+        return generation
 
     async def _await_flush(self, generation: int, timeout: float | None) -> RunStats:
-        assert self._flusher is not None
-        if not await self._flusher.wait_async(generation, timeout):
+        assert self._background is not None
+        flusher = self._background.flusher
+        if not await anyio.to_thread.run_sync(
+            flusher.wait_sync, generation, timeout, abandon_on_cancel=True
+        ):
             raise self._timeout_error(timeout)
         return self.stats
 
@@ -651,41 +646,11 @@ class Run:
     @property
     def stats(self) -> RunStats:
         """Counters: points logged, written and pending, files, errors. Cheap to read."""
-        flusher = self._flusher
-        ingest = self._ingest
-        if flusher is None:
-            buffered = ingest.buffered_points()
-            return RunStats(
-                points_logged=buffered + ingest.pending_points,
-                points_written=0,
-                points_pending=buffered + ingest.pending_points,
-            )
-        # Written and spilled first, then logged (consistent with drains): pending is never
-        # negative, and a batch being written still counts as pending, never as nothing.
-        written = flusher.points_written
-        spilled = flusher.points_spilled + flusher.points_rejected
-        dropped = ingest.device_lost  # device values no copy nor read could recover
-        logged = ingest.logged_points()
-        sync = next((c.status for c in self._senders if c.status is not None), None)
-        if sync is not None:  # plus what is not even in the store yet
-            pending = logged - written - spilled - dropped
-            sync = msgspec.structs.replace(sync, points_pending=sync.points_pending + pending)
-        return RunStats(
-            points_logged=logged,
-            points_written=written,
-            points_pending=logged - written - spilled - dropped,
-            points_spilled=flusher.points_spilled,
-            points_rejected=flusher.points_rejected,
-            points_dropped=dropped,
-            parameters_pending=len(ingest.parameters) + flusher.unwritten_parameters,
-            files_pending=flusher.files_pending + len(ingest.files),
-            files_written=flusher.files_written,
-            flushes=flusher.flushes,
-            write_errors=flusher.write_errors,
-            compactions=ingest.compactions,
-            last_error=flusher.last_error,
-            sync=sync,
-        )
+        background = self._background
+        if background is None:
+            return run_stats(self._ingest, None, None)
+        sync = next((s.status for s in background.senders if s.status is not None), None)
+        return run_stats(self._ingest, background.flusher, sync)
 
     # -- the read side --------------------------------------------------------------------
 
@@ -707,16 +672,11 @@ class Run:
 
     def close(self) -> None:
         """Release the store connection of a run that is not in a ``with`` block."""
-        if self._depth:
+        if self._inside_init or self._inside_load:
             raise RuntimeError("close() a run by leaving its 'with' block")
         if self._store is not None:
             self._store.close()
             self._store = None
-
-
-async def _run_inline(fn: Any) -> Any:
-    """The flusher's own thread has nothing else to do: run blocking work right there."""
-    return fn()
 
 
 def _parameter_value(name: str, value: object) -> ParameterValue:
@@ -746,94 +706,3 @@ def _parameter_value(name: str, value: object) -> ParameterValue:
 def current_run() -> Run | None:
     """The run entered in this thread or task, if any."""
     return _current.get()
-
-
-def load_run(
-    run_name: str | None = None,
-    experiment_name: str | None = None,
-    sagemaker_session: object | None = None,
-    artifact_bucket: str | None = None,
-    artifact_prefix: str | None = None,
-    tags: list[dict[str, str]] | None = None,
-    *,
-    store: str | os.PathLike[str] | None = None,
-    worker: str | None = None,
-    backend: str | None = None,
-    wait: float = 60.0,
-) -> Run:
-    """Find the run to log into: explicit names, then the run in context, then the
-    environment a parent run exported (see :mod:`runstream._environment`), then the
-    ExperimentConfig of the SageMaker job this process runs in (which selects
-    ``backend="sagemaker"`` unless ``backend`` says otherwise), then, in a
-    ``torch.distributed`` job, the run another rank entered (waiting up to ``wait`` seconds
-    for it).
-
-    :raises ValueError: ``run_name`` without ``experiment_name``
-    :raises RuntimeError: no run could be found
-    """
-    if run_name and not experiment_name:
-        raise ValueError(
-            "Invalid input: experiment_name is missing when run_name is supplied. "
-            "Please supply a valid experiment_name when the run_name is not None."
-        )
-    if experiment_name and not run_name:
-        _log.warning(
-            "run_name is None and experiment_name %r is ignored: loading the run in context "
-            "or from the environment",
-            experiment_name,
-        )
-    if run_name:
-        run = Run(
-            experiment_name,
-            run_name,
-            tags=tags,
-            sagemaker_session=sagemaker_session,
-            artifact_bucket=artifact_bucket,
-            artifact_prefix=artifact_prefix,
-            store=store,
-            worker=worker,
-            backend=backend,
-        )
-    elif (current := _current.get()) is not None:
-        run = current
-    elif (exported := run_from_environment()) is not None:
-        run = _announced_run(exported, sagemaker_session, store, worker, backend)
-    elif (job := job_run(sagemaker_session)) is not None:
-        run = Run(
-            *job,
-            tags=tags,
-            sagemaker_session=sagemaker_session,
-            artifact_bucket=artifact_bucket,
-            artifact_prefix=artifact_prefix,
-            store=store,
-            worker=worker,
-            backend=backend or "sagemaker",
-        )
-    elif (published := lookup_run(wait)) is not None:  # last: it may wait for rank 0
-        run = _announced_run(published, sagemaker_session, store, worker, backend)
-    else:
-        raise RuntimeError(
-            "Failed to load a Run object. Please make sure a Run object has been "
-            "initialized already."
-        )
-    run._in_load = True
-    return run
-
-
-def _announced_run(
-    identity: tuple[str | None, str, str | None],
-    sagemaker_session: object | None,
-    store: str | os.PathLike[str] | None,
-    worker: str | None,
-    backend: str | None,
-) -> Run:
-    """The run another process announced (its environment, or the job's c10d store)."""
-    experiment, name, announced_store = identity
-    return Run(
-        experiment,
-        name,
-        sagemaker_session=sagemaker_session,
-        store=store or announced_store,
-        worker=worker,
-        backend=backend,
-    )

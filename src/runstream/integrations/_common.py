@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._core._environment import ENV_WORKER, worker_identity
-from .._run._run import Run, load_run
+from .._run._load import load_run
+from .._run._run import Run
 
 __all__ = (
     "RunHolder",

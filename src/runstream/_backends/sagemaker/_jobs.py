@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 
 from ..._core._environment import running_in_job
+from ..._flush._backoff import Backoff
 from ._clients import open_clients, session_for
 
 __all__ = ("job_run",)
@@ -51,13 +52,15 @@ async def _describe(kind: str, name: str, sagemaker_session: object | None) -> d
     async with open_clients(session_for(sagemaker_session)) as clients:
         operation = getattr(clients.sagemaker, f"describe_{kind}_job")
         argument = {f"{kind.capitalize()}JobName": name}
+        backoff = Backoff(base=1.0, jitter=False)  # 1, 2, 4 s, as the official SDK
         for attempt in range(_ATTEMPTS):
             try:
                 found: dict[str, Any] = await operation(**argument)
             except Exception:
                 if attempt == _ATTEMPTS - 1:
                     raise
-                await anyio.sleep(2**attempt)
+                backoff.failed()
+                await backoff.wait()
             else:
                 return found
     raise AssertionError("unreachable")  # pragma: no cover

@@ -10,14 +10,12 @@ sender lives in its own flusher thread) and never block a thread: callers ``awai
 from __future__ import annotations
 
 import os
-import random
 import threading
 import time
-from dataclasses import dataclass
 
 import anyio
 
-__all__ = ("Backoff", "TokenBucket", "bucket", "reset_buckets")
+__all__ = ("TokenBucket", "bucket", "reset_buckets")
 
 ENV_RATE = "RUNSTREAM_SAGEMAKER_RATE"
 
@@ -101,32 +99,3 @@ def _rate_from_environment(text: str) -> float:
             f"{ENV_RATE}={text!r}: must be a positive number of BatchPutMetrics calls per second"
         )
     return rate
-
-
-@dataclass(slots=True)
-class Backoff:
-    """Exponential back-off with full jitter, reset by a success."""
-
-    base: float = 0.5
-    cap: float = 30.0
-    failures: int = 0
-    not_before: float = 0.0
-
-    def failed(self) -> float:
-        self.failures += 1
-        delay = random.uniform(0.5, 1.0) * min(self.cap, self.base * 2.0 ** (self.failures - 1))
-        self.not_before = time.monotonic() + delay
-        return delay
-
-    def succeeded(self) -> None:
-        self.failures = 0
-        self.not_before = 0.0
-
-    @property
-    def ready(self) -> bool:
-        return time.monotonic() >= self.not_before
-
-    async def wait(self) -> None:
-        delay = self.not_before - time.monotonic()
-        if delay > 0:
-            await anyio.sleep(delay)

@@ -31,11 +31,12 @@ import msgspec
 
 from ..._core._batch import RunKey
 from ..._core._exceptions import BackendError
+from ..._flush._backoff import Backoff
 from . import _journal as journal
 from ._clients import Clients, Failure, Outcome, classify, open_clients, session_for
 from ._entities import EntityError, ensure_entities, trial_component_update
 from ._metrics import Call, plan, rejected_call, request_data, result_of
-from ._ratelimit import Backoff, bucket
+from ._ratelimit import bucket
 from ._uploads import DEFAULT_PREFIX, S3Target, default_bucket, object_key, upload
 
 if TYPE_CHECKING:
@@ -446,10 +447,10 @@ class SageMakerSender:
     def status(self) -> SyncStatus | None:
         return None if self._own is None else self._own.snapshot
 
-    async def run(self, blocking: Blocking) -> None:
+    async def run(self) -> None:
         try:
             async with open_clients(session_for(self._sagemaker_session)) as clients:
-                await self._serve(clients, blocking)
+                await self._serve(clients, _inline)
         except Exception:
             _log.exception("runstream: the SageMaker sender stopped; data stays in the store")
             await self._wait_closed()
