@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, SupportsFloat
 import anyio
 import msgspec
 
-from .._backends import Sender, job_run, open_senders, resolve_backend
+from .._backends import Sender, create_entities, job_run, open_senders, resolve_backend
 from .._core import _names
 from .._core._environment import (
     exported_identity,
@@ -162,6 +162,15 @@ class Run:
             display_name=run_display_name,
             tags=tags,
             experiment_display_name=experiment_display_name,
+        )
+        # As the official constructor: the backend's entities exist before the block.
+        create_entities(
+            self._backend,
+            self._store,
+            self._key.run_id,
+            artifact_bucket=artifact_bucket,
+            artifact_prefix=artifact_prefix,
+            sagemaker_session=sagemaker_session,
         )
         self._init_logging_state()
         self._in_load = False

@@ -110,7 +110,7 @@ async def ensure_entities(clients: Clients, target: Target) -> None:
         sm.create_trial_component,
         TrialComponentName=tc,
         DisplayName=target.display_name if target.display_name != target.run_name else None,
-        Tags=[*tags, RUN_TC_TAG],
+        Tags=_with_run_tag(tags),
     )
     if target.experiment_name is not None:
         await bucket("control").take()
@@ -126,6 +126,11 @@ async def ensure_entities(clients: Clients, target: Target) -> None:
         if not found.get("Results"):
             await bucket("control").take()
             await sm.associate_trial_component(TrialComponentName=tc, TrialName=trial)
+
+
+def _with_run_tag(tags: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The trial component's tags: the run's, plus the run marker unless it is there."""
+    return tags if RUN_TC_TAG in tags else [*tags, RUN_TC_TAG]
 
 
 def trial_component_update(
