@@ -8,6 +8,7 @@ the training loop. The local store is always written first: the senders read fro
 from ._base import (
     BACKENDS,
     ENV_BACKEND,
+    S3_UPLOAD_ARGS,
     Sender,
     create_entities,
     job_run,
@@ -19,6 +20,7 @@ from ._base import (
 __all__ = (
     "BACKENDS",
     "ENV_BACKEND",
+    "S3_UPLOAD_ARGS",
     "Sender",
     "create_entities",
     "job_run",

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = (
     "BACKENDS",
     "ENV_BACKEND",
+    "S3_UPLOAD_ARGS",
     "Sender",
     "create_entities",
     "job_run",
@@ -33,6 +34,46 @@ __all__ = (
 
 ENV_BACKEND = "RUNSTREAM_BACKEND"
 BACKENDS = ("local", "sagemaker")
+# What boto3's upload_file takes as ExtraArgs (boto3.s3.transfer.S3Transfer's list),
+# known without importing boto3, so log_file(extra_args=) is checked at the call.
+S3_UPLOAD_ARGS = frozenset(
+    {
+        "ACL",
+        "CacheControl",
+        "ChecksumAlgorithm",
+        "ChecksumCRC32",
+        "ChecksumCRC32C",
+        "ChecksumCRC64NVME",
+        "ChecksumSHA1",
+        "ChecksumSHA256",
+        "ChecksumType",
+        "ContentDisposition",
+        "ContentEncoding",
+        "ContentLanguage",
+        "ContentType",
+        "ExpectedBucketOwner",
+        "Expires",
+        "GrantFullControl",
+        "GrantRead",
+        "GrantReadACP",
+        "GrantWriteACP",
+        "Metadata",
+        "MpuObjectSize",
+        "ObjectLockLegalHoldStatus",
+        "ObjectLockMode",
+        "ObjectLockRetainUntilDate",
+        "RequestPayer",
+        "SSECustomerAlgorithm",
+        "SSECustomerKey",
+        "SSECustomerKeyMD5",
+        "SSEKMSEncryptionContext",
+        "SSEKMSKeyId",
+        "ServerSideEncryption",
+        "StorageClass",
+        "Tagging",
+        "WebsiteRedirectLocation",
+    }
+)
 
 
 class Sender(Protocol):
@@ -49,9 +90,6 @@ class Sender(Protocol):
 
     def file_options(self, direction: str, name: str, extra_args: dict[str, Any]) -> None:
         """``log_file(extra_args=...)`` for the upload of that artifact (thread-safe)."""
-
-    def add_graph(self, graph: Any) -> None:
-        """A graph logged by ``log_precision_recall`` and similar, to publish (thread-safe)."""
 
 
 def resolve_backend(backend: str | None, experiment: str | None, tc_name: str) -> str:
@@ -130,9 +168,7 @@ def create_entities(
     from .sagemaker import preflight
 
     bucket, prefix = s3_location(artifact_bucket, artifact_prefix, sagemaker_session)
-    preflight(
-        store, run_id, bucket_name=bucket, prefix=prefix, sagemaker_session=sagemaker_session
-    )
+    preflight(store, run_id, bucket_name=bucket, prefix=prefix, sagemaker_session=sagemaker_session)
 
 
 DEFAULT_ARTIFACT_PREFIX = "trial-component-artifacts"
