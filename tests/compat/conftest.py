@@ -7,7 +7,6 @@ against moto's server over HTTP (the rig of ``tests/sagemaker_sync``) with
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest

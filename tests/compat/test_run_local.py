@@ -314,11 +314,13 @@ def test_log_roc_curve(run_obj: Run) -> None:
     ids=["precision_recall", "confusion_matrix", "roc_curve"],
 )
 def test_graph_invalid_input(run_obj: Run, call: object, what: str) -> None:
-    with run_obj:
-        with pytest.raises(
+    with (
+        run_obj,
+        pytest.raises(
             ValueError, match=re.escape(f"Lengths mismatch between true labels and {what}")
-        ):
-            call(run_obj)  # type: ignore[operator]
+        ),
+    ):
+        call(run_obj)  # type: ignore[operator]
     assert run_obj.graphs() == []
 
 
@@ -436,11 +438,10 @@ def test_nested_run_init_context_on_different_run_object(run_obj: Run, store: st
 
 @LEAD
 def test_nested_run_load_context(run_obj: Run) -> None:
-    with pytest.raises(RuntimeError, match=re.escape(NESTED_LOAD)):
-        with run_obj, load_run():
-            run_load = load_run()
-            with run_load:
-                pass
+    with pytest.raises(RuntimeError, match=re.escape(NESTED_LOAD)), run_obj, load_run():
+        run_load = load_run()
+        with run_load:
+            pass
     with pytest.raises(RuntimeError, match=re.escape(NESTED_LOAD)):
         with run_obj, load_run(), load_run():
             pass
