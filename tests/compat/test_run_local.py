@@ -361,15 +361,18 @@ def test_enter_exit_locally(run_obj: Run) -> None:
     with run_obj:
         entered = run_obj.record()
         assert entered.status == "InProgress"
-        assert entered.start_time is not None and entered.end_time is None
+        assert entered.start_time is not None
+        assert entered.end_time is None
     first = run_obj.record()
-    assert first.status == "Completed" and first.end_time is not None
+    assert first.status == "Completed"
+    assert first.end_time is not None
     with load_run(experiment_name=EXP, run_name=RUN, store=run_obj.store_path) as again:
         assert again.record().status == "InProgress"
         assert again.record().start_time == entered.start_time
     second = run_obj.record()
     assert second.status == "Completed"
-    assert second.end_time is not None and second.end_time >= first.end_time
+    assert second.end_time is not None
+    assert second.end_time >= first.end_time
 
 
 @LEAD
@@ -428,26 +431,30 @@ def test_nested_run_init_context_on_same_run_object(run_obj: Run) -> None:
 
 
 def test_nested_run_init_context_on_different_run_object(run_obj: Run, store: str) -> None:
-    with pytest.raises(RuntimeError, match=re.escape(NESTED_RUN)):
-        with Run(EXP, store=store), run_obj:
-            pass
-    with pytest.raises(RuntimeError, match=re.escape(NESTED_RUN)):
-        with Run(EXP, store=store), Run(EXP, store=store):
-            pass
+    with pytest.raises(RuntimeError, match=re.escape(NESTED_RUN)), Run(EXP, store=store), run_obj:
+        pass
+    with (
+        pytest.raises(RuntimeError, match=re.escape(NESTED_RUN)),
+        Run(EXP, store=store),
+        Run(EXP, store=store),
+    ):
+        pass
 
 
 @LEAD
 def test_nested_run_load_context(run_obj: Run) -> None:
-    with pytest.raises(RuntimeError, match=re.escape(NESTED_LOAD)), run_obj, load_run():
+    with run_obj, load_run():  # noqa: SIM117 (the official shape: load, then enter)
         run_load = load_run()
-        with run_load:
+        with pytest.raises(RuntimeError, match=re.escape(NESTED_LOAD)), run_load:
             pass
-    with pytest.raises(RuntimeError, match=re.escape(NESTED_LOAD)):
-        with run_obj, load_run(), load_run():
-            pass
+    with pytest.raises(RuntimeError, match=re.escape(NESTED_LOAD)), run_obj, load_run(), load_run():
+        pass
 
 
 def test_run_init_under_run_load_context(run_obj: Run, store: str) -> None:
-    with pytest.raises(RuntimeError, match=re.escape(NESTED_RUN)):
-        with load_run(run_name=RUN, experiment_name=EXP, store=store), Run(EXP, store=store):
-            pass
+    with (
+        pytest.raises(RuntimeError, match=re.escape(NESTED_RUN)),
+        load_run(run_name=RUN, experiment_name=EXP, store=store),
+        Run(EXP, store=store),
+    ):
+        pass

@@ -472,7 +472,8 @@ def test_graphs_are_uploaded_and_recorded_as_lineage(
         )
         assert expected in gaps.associations
     assert len(gaps.associations) == 2
-    assert run.stats.sync is not None and run.stats.sync.state == "synced"
+    assert run.stats.sync is not None
+    assert run.stats.sync.state == "synced"
 
 
 def test_experiment_is_refused_where_it_exists(
