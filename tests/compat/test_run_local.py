@@ -443,7 +443,7 @@ def test_nested_run_init_context_on_different_run_object(run_obj: Run, store: st
 
 @LEAD
 def test_nested_run_load_context(run_obj: Run) -> None:
-    with run_obj, load_run():  # noqa: SIM117 (the official shape: load, then enter)
+    with run_obj, load_run():
         run_load = load_run()
         with pytest.raises(RuntimeError, match=re.escape(NESTED_LOAD)), run_load:
             pass

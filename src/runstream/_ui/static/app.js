@@ -422,6 +422,9 @@
       workers,
     );
     renderRecord();
+    const { graphs } = await api("graphs", { experiment, run: runName });
+    if (gen !== generation) return;
+    artifacts.before(window.RSGraphs.section(graphs));
     ready("run");
     await Promise.all(cards.map((c) => c.rebuild()));
     if (gen !== generation) return;

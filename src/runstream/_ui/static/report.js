@@ -43,5 +43,8 @@
       h("header", {}, h("h3", {}, chart.metric)), body));
     lineChart(body, { axis: chart.axis, lines: chart.lines, firstNonfinite: chart.first_nonfinite, legend: true });
   }
+  for (const entry of data.graphs || []) {
+    view.append(window.RSGraphs.section(entry.graphs, `Graphs: ${entry.run}`));
+  }
   document.body.dataset.ready = "report";
 })();
