@@ -5,6 +5,26 @@ the store holds there, acknowledges it in the store's sync journal, and never ra
 the training loop. The local store is always written first: the senders read from it.
 """
 
-from ._base import BACKENDS, ENV_BACKEND, Sender, job_run, open_senders, resolve_backend
+from ._base import (
+    BACKENDS,
+    ENV_BACKEND,
+    S3_UPLOAD_ARGS,
+    Sender,
+    create_entities,
+    job_run,
+    open_senders,
+    resolve_backend,
+    s3_location,
+)
 
-__all__ = ("BACKENDS", "ENV_BACKEND", "Sender", "job_run", "open_senders", "resolve_backend")
+__all__ = (
+    "BACKENDS",
+    "ENV_BACKEND",
+    "S3_UPLOAD_ARGS",
+    "Sender",
+    "create_entities",
+    "job_run",
+    "open_senders",
+    "resolve_backend",
+    "s3_location",
+)

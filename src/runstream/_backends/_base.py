@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .._core._environment import running_in_job
 
@@ -22,14 +22,57 @@ if TYPE_CHECKING:
 __all__ = (
     "BACKENDS",
     "ENV_BACKEND",
+    "S3_UPLOAD_ARGS",
     "Sender",
+    "create_entities",
     "job_run",
     "open_senders",
     "resolve_backend",
+    "s3_location",
 )
 
 ENV_BACKEND = "RUNSTREAM_BACKEND"
 BACKENDS = ("local", "sagemaker")
+# What boto3's upload_file takes as ExtraArgs (boto3.s3.transfer.S3Transfer's list),
+# known without importing boto3, so log_file(extra_args=) is checked at the call.
+S3_UPLOAD_ARGS = frozenset(
+    {
+        "ACL",
+        "CacheControl",
+        "ChecksumAlgorithm",
+        "ChecksumCRC32",
+        "ChecksumCRC32C",
+        "ChecksumCRC64NVME",
+        "ChecksumSHA1",
+        "ChecksumSHA256",
+        "ChecksumType",
+        "ContentDisposition",
+        "ContentEncoding",
+        "ContentLanguage",
+        "ContentType",
+        "ExpectedBucketOwner",
+        "Expires",
+        "GrantFullControl",
+        "GrantRead",
+        "GrantReadACP",
+        "GrantWriteACP",
+        "Metadata",
+        "MpuObjectSize",
+        "ObjectLockLegalHoldStatus",
+        "ObjectLockMode",
+        "ObjectLockRetainUntilDate",
+        "RequestPayer",
+        "SSECustomerAlgorithm",
+        "SSECustomerKey",
+        "SSECustomerKeyMD5",
+        "SSEKMSEncryptionContext",
+        "SSEKMSKeyId",
+        "ServerSideEncryption",
+        "StorageClass",
+        "Tagging",
+        "WebsiteRedirectLocation",
+    }
+)
 
 
 class Sender(Protocol):
@@ -44,6 +87,9 @@ class Sender(Protocol):
 
     @property
     def status(self) -> SyncStatus | None: ...
+
+    def file_options(self, direction: str, name: str, extra_args: dict[str, Any]) -> None:
+        """``log_file(extra_args=...)`` for the upload of that artifact (thread-safe)."""
 
 
 def resolve_backend(backend: str | None, experiment: str | None, tc_name: str) -> str:
@@ -91,15 +137,63 @@ def open_senders(
     sender = SageMakerSender(
         store, run_id, sagemaker_session=sagemaker_session, close_timeout=close_timeout
     )
+    bucket, prefix = s3_location(artifact_bucket, artifact_prefix, sagemaker_session)
     preflight(
         store,
         run_id,
-        bucket_name=artifact_bucket,
-        prefix=artifact_prefix,
+        bucket_name=bucket,
+        prefix=prefix,
         sagemaker_session=sagemaker_session,
         owner=sender.owner,
     )
     return [sender]
+
+
+def create_entities(
+    backend: str,
+    store: LocalStore,
+    run_id: int,
+    *,
+    artifact_bucket: str | None,
+    artifact_prefix: str | None,
+    sagemaker_session: object | None,
+) -> None:
+    """At ``Run(...)``, as the official constructor: the run's experiment, trial and trial
+    component exist in the backend before the ``with`` block (``list_runs`` finds them).
+
+    :raises runstream.BackendError: the backend refuses the run's credentials
+    """
+    if backend != "sagemaker":
+        return
+    from .sagemaker import preflight
+
+    bucket, prefix = s3_location(artifact_bucket, artifact_prefix, sagemaker_session)
+    preflight(store, run_id, bucket_name=bucket, prefix=prefix, sagemaker_session=sagemaker_session)
+
+
+DEFAULT_ARTIFACT_PREFIX = "trial-component-artifacts"
+
+
+def s3_location(
+    artifact_bucket: str | None, artifact_prefix: str | None, sagemaker_session: object | None
+) -> tuple[str | None, str]:
+    """Where a run's files go, by the official SDK's rules: ``(bucket, key prefix)``.
+
+    An explicit ``artifact_bucket`` takes ``artifact_prefix`` as given (default
+    ``trial-component-artifacts``). Otherwise the bucket is the session's
+    ``default_bucket`` (its configured name, else ``None``: the generated
+    ``sagemaker-<region>-<account>``, found when the first file uploads) and the prefix is
+    the session's ``default_bucket_prefix`` joined with that prefix. The session is only
+    read (no network call here).
+    """
+    prefix = DEFAULT_ARTIFACT_PREFIX if artifact_prefix is None else artifact_prefix
+    if artifact_bucket:
+        return artifact_bucket, prefix.strip("/")
+    configured = getattr(sagemaker_session, "_default_bucket_name_override", None)
+    session_prefix = getattr(sagemaker_session, "default_bucket_prefix", None)
+    parts = [p.strip("/") for p in (session_prefix, prefix) if isinstance(p, str) and p]
+    bucket = configured if isinstance(configured, str) and configured else None
+    return bucket, "/".join(p for p in parts if p)
 
 
 def job_run(sagemaker_session: object | None = None) -> tuple[str, str] | None:

@@ -122,7 +122,9 @@ def _show(args: argparse.Namespace, store: LocalStore) -> Any:
     if not args.json:
         print(f"run         {record.run_name}")
         print(f"experiment  {record.experiment_name or '(unassigned)'}")
-        status = record.status + (f": {record.message}" if record.message else "")
+        status = (record.status or "not entered yet") + (
+            f": {record.message}" if record.message else ""
+        )
         print(f"status      {status}")
         print(f"started     {when(record.start_time)}")
         print(f"ended       {when(record.end_time)}\n")

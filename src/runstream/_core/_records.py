@@ -80,7 +80,8 @@ class RunRecord(msgspec.Struct, frozen=True, kw_only=True):
     experiment_name: str | None
     run_name: str
     trial_component_name: str
-    status: str
+    #: None until a worker enters the run (as the official trial component has no status)
+    status: str | None
     message: str | None = None
     created: float
     start_time: float | None = None

@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Any, SupportsFloat
 
 import anyio
 
-from .._backends import Sender, open_senders, resolve_backend
+from .._backends import (
+    S3_UPLOAD_ARGS,
+    Sender,
+    create_entities,
+    open_senders,
+    resolve_backend,
+)
 from .._core import _names
 from .._core._environment import exported_identity, worker_identity, world_size
 from .._core._exceptions import FlushTimeoutError, StoreError
@@ -31,9 +37,11 @@ from .._core._records import Artifact, ParameterValue, RunRecord, RunStats, Seri
 from .._flush._flusher import Flusher
 from .._flush._spill import replay_spills
 from .._flush._stats import run_stats
-from .._store import LocalStore, resolve_store_path
+from .._store import Graph, LocalStore, resolve_store_path, run_graphs
+from . import _graphs
 from ._distributed import publish_run
 from ._lifecycle import Background
+from ._sdk_context import install as _offer_to_official_jobs
 
 if TYPE_CHECKING:
     from .._core._batch import RunKey
@@ -158,6 +166,15 @@ class Run:
             display_name=run_display_name,
             tags=tags,
             experiment_display_name=experiment_display_name,
+        )
+        # As the official constructor: the backend's entities exist before the block.
+        create_entities(
+            self._backend,
+            self._store,
+            self._key.run_id,
+            artifact_bucket=artifact_bucket,
+            artifact_prefix=artifact_prefix,
+            sagemaker_session=sagemaker_session,
         )
         self._init_logging_state()
 
@@ -363,7 +380,13 @@ class Run:
         from .._flush._files import guess_media_type
 
         artifact_name = name or os.path.basename(path)
+        if extra_args is not None:
+            extra_args = _check_extra_args(extra_args)
         direction = self._claim_artifact(artifact_name, bool(is_output))
+        if extra_args:
+            assert self._background is not None
+            for sender in self._background.senders:  # before the copy: in place for its upload
+                sender.file_options(direction, artifact_name, extra_args)
         self._ingest.files.append(
             PendingFile(
                 path=os.path.abspath(path),
@@ -372,6 +395,42 @@ class Run:
                 direction=direction,
             )
         )
+
+    # -- graphs: the official SDK's documents, stored with the run, drawn by the dashboard
+
+    def log_precision_recall(
+        self,
+        y_true: Any,
+        predicted_probabilities: Any,
+        positive_label: str | int | None = None,
+        title: str | None = None,
+        is_output: bool = True,
+        no_skill: float | None = None,
+    ) -> None:
+        """Log a precision-recall curve (binary labels; ``positive_label`` unless they are
+        {0, 1} or {-1, 1}) and its average precision, as the official SDK's document.
+
+        :raises ValueError: lengths differ, or the labels are not binary
+        """
+        self._check_context()
+        build = _graphs.precision_recall(y_true, predicted_probabilities, positive_label, no_skill)
+        _graphs.log_graph(self, "PrecisionRecallCurve", title, is_output, build)
+
+    def log_roc_curve(
+        self, y_true: Any, y_score: Any, title: str | None = None, is_output: bool = True
+    ) -> None:
+        """Log a ROC curve (labels {0, 1} or {-1, 1}) and its area under the curve."""
+        self._check_context()
+        build = _graphs.roc_curve(y_true, y_score)
+        _graphs.log_graph(self, "ROCCurve", title, is_output, build)
+
+    def log_confusion_matrix(
+        self, y_true: Any, y_pred: Any, title: str | None = None, is_output: bool = True
+    ) -> None:
+        """Log a confusion matrix over the sorted labels found in ``y_true`` and ``y_pred``."""
+        self._check_context()
+        build = _graphs.confusion_matrix(y_true, y_pred)
+        _graphs.log_graph(self, "ConfusionMatrix", title, is_output, build)
 
     def _claim_artifact(self, name: str, is_output: bool) -> str:
         # Checked here: a name the store refuses would fail every later write of the run.
@@ -662,6 +721,10 @@ class Run:
         """A metric's series by step, merged over workers unless ``worker`` names one."""
         return self._store_or_open().series(self._key.run_id, metric_name, worker)
 
+    def graphs(self) -> list[Graph]:
+        """The run's graphs (``log_precision_recall`` and the like), as stored."""
+        return run_graphs(self._store_or_open(), self._key.run_id)
+
     def worker_series(self, metric_name: str) -> dict[str, Series]:
         """The metric's series for each worker that logged it (the per-worker view)."""
         return self._store_or_open().worker_series(self._key.run_id, metric_name)
@@ -703,6 +766,26 @@ def _parameter_value(name: str, value: object) -> ParameterValue:
     return text
 
 
+def _check_extra_args(extra_args: object) -> dict[str, Any]:
+    """``log_file(extra_args=)``: boto3's ``upload_file`` ExtraArgs, checked at the call."""
+    if not isinstance(extra_args, Mapping) or not all(isinstance(k, str) for k in extra_args):
+        raise TypeError(
+            f"extra_args must be a dict of S3 upload arguments (boto3's ExtraArgs), got "
+            f"{extra_args!r}"
+        )
+    unknown = sorted(set(extra_args) - S3_UPLOAD_ARGS)
+    if unknown:
+        raise ValueError(
+            f"extra_args {unknown} are not S3 upload arguments; allowed: {sorted(S3_UPLOAD_ARGS)}"
+        )
+    return dict(extra_args)
+
+
 def current_run() -> Run | None:
     """The run entered in this thread or task, if any."""
     return _current.get()
+
+
+# Estimators, Processors and Transformers of the official SDK made inside ``with Run(...)``
+# get the run's experiment_config (patched only if that SDK is, or gets, imported).
+_offer_to_official_jobs(current_run)

@@ -620,12 +620,14 @@ def _summary_record(row: StepStats) -> MetricSummary:
     )
 
 
-def _derive_status(workers: list[WorkerRecord], world_size: int | None) -> tuple[str, str | None]:
+def _derive_status(
+    workers: list[WorkerRecord], world_size: int | None
+) -> tuple[str | None, str | None]:
     """The run's status from its workers': Failed if any failed (else Stopped if any was
     interrupted); Completed only when every worker completed (all ``world_size`` of them,
     when the launcher said how many)."""
-    if not workers:
-        return "InProgress", None
+    if not workers:  # constructed, never entered
+        return None, None
     for ending in ("Failed", "Stopped"):
         ended = [w for w in workers if w.status == ending]
         if ended:

@@ -5,7 +5,8 @@ transaction, and refuses a store written by a newer runstream. Every statement i
 idempotent (``IF NOT EXISTS``), so a store half-created by a killed process is completed.
 
 Versions: 1, the data tables; 2, the sync tables (until then created by the SageMaker
-backend on first use, outside the version).
+backend on first use, outside the version); 3, the graphs of ``log_precision_recall`` and
+the like, and their sync state.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ("DB_NAME", "SCHEMA_VERSION", "migrate")
 
 DB_NAME = "runstream.db"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _DATA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -157,8 +158,32 @@ CREATE TABLE IF NOT EXISTS sync_uploads (
 )
 """
 
+# The graph documents (runstream._core._graphs), one per title per run, and what the
+# SageMaker backend did with each: uploaded (digest, uri, etag), its lineage artifact.
+_GRAPHS = """
+CREATE TABLE IF NOT EXISTS graphs (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    title TEXT NOT NULL,
+    type TEXT NOT NULL,
+    direction TEXT NOT NULL,     -- 'input' or 'output'
+    document BLOB NOT NULL,      -- the JSON the official SDK uploads
+    worker TEXT NOT NULL,
+    ts REAL NOT NULL,
+    PRIMARY KEY (run_id, title)
+);
+CREATE TABLE IF NOT EXISTS sync_graphs (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    title TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    uri TEXT NOT NULL,
+    etag TEXT,
+    artifact_arn TEXT,
+    PRIMARY KEY (run_id, title)
+)
+"""
+
 # What each version adds to the one before it.
-_STEPS = {1: _DATA, 2: _SYNC}
+_STEPS = {1: _DATA, 2: _SYNC, 3: _GRAPHS}
 
 
 def migrate(db: sqlite3.Connection, path: Path) -> None:

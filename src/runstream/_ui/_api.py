@@ -43,6 +43,7 @@ import numpy as np
 from .._core._downsample import downsample, window
 from .._core._exceptions import RunNotFoundError
 from .._run._analytics import read_runs, select_best
+from .._store import run_graphs
 
 if TYPE_CHECKING:
     from .._core._aggregate import StepStats
@@ -94,6 +95,7 @@ class Api:
             "/api/experiments": self.experiments,
             "/api/runs": self.runs,
             "/api/run": self.run,
+            "/api/graphs": self.graphs,
             "/api/series": self.series,
             "/api/best": self.best,
         }
@@ -118,6 +120,10 @@ class Api:
             for name in self.store.metric_names(key.run_id)
         ]
         return {"run": record, "metrics": metrics}
+
+    def graphs(self, query: Query) -> dict[str, Any]:
+        """The run's graphs (``log_precision_recall`` and the like): the official documents."""
+        return {"graphs": run_graphs(self.store, self._key(query).run_id)}
 
     def series(self, query: Query) -> dict[str, Any]:
         key = self._key(query)

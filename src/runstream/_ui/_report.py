@@ -15,6 +15,7 @@ import msgspec
 
 from .._core._version import VERSION
 from .._run._analytics import read_runs
+from .._store import run_graphs
 from ._api import series_lines
 from ._server import static_text
 
@@ -76,12 +77,25 @@ def build_report(
         "version": VERSION,
         "runs": runs,
         "charts": charts,
+        "graphs": _graphs(store, runs),
     }
     # "</" cannot end the script element early when written as the equivalent "<\/".
     payload = msgspec.json.encode(data).decode().replace("</", "<\\/")
-    js = "\n".join(static_text(n) for n in ("uPlot.iife.min.js", "charts.js", "report.js"))
+    scripts = ("uPlot.iife.min.js", "charts.js", "graphs.js", "report.js")
+    js = "\n".join(static_text(n) for n in scripts)
     css = "\n".join(static_text(n) for n in ("uPlot.min.css", "app.css"))
     return _TEMPLATE.format(title=html.escape(title), css=css, data=payload, js=js)
+
+
+def _graphs(store: LocalStore, runs: list[RunRecord]) -> list[dict[str, Any]]:
+    """Each run's graphs, for the runs that logged any."""
+    found = []
+    for run in runs:
+        key = store.find_run(run.experiment_name, run.run_name)
+        graphs = run_graphs(store, key.run_id)
+        if graphs:
+            found.append({"run": run.run_name, "graphs": graphs})
+    return found
 
 
 def _chart(store: LocalStore, runs: list[RunRecord], metric: str, points: int) -> dict[str, Any]:

@@ -110,7 +110,7 @@ async def ensure_entities(clients: Clients, target: Target) -> None:
         sm.create_trial_component,
         TrialComponentName=tc,
         DisplayName=target.display_name if target.display_name != target.run_name else None,
-        Tags=[*tags, RUN_TC_TAG],
+        Tags=_with_run_tag(tags),
     )
     if target.experiment_name is not None:
         await bucket("control").take()
@@ -128,6 +128,11 @@ async def ensure_entities(clients: Clients, target: Target) -> None:
             await sm.associate_trial_component(TrialComponentName=tc, TrialName=trial)
 
 
+def _with_run_tag(tags: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The trial component's tags: the run's, plus the run marker unless it is there."""
+    return tags if RUN_TC_TAG in tags else [*tags, RUN_TC_TAG]
+
+
 def trial_component_update(
     record: RunRecord, files: dict[tuple[str, str], str]
 ) -> tuple[dict[str, Any], str]:
@@ -137,12 +142,13 @@ def trial_component_update(
     yet are left out until they are. The fingerprint changes when the request would.
     """
     request: dict[str, Any] = {"TrialComponentName": record.trial_component_name}
-    status: dict[str, str] = {"PrimaryStatus": record.status}
-    if record.status == "InProgress":
-        status["Message"] = _IN_PROGRESS_MESSAGE
-    elif record.message:
-        status["Message"] = record.message[: _names.MAX_STATUS_MESSAGE_LEN]
-    request["Status"] = status
+    if record.status is not None:  # none before a worker entered, as the official SDK
+        status: dict[str, str] = {"PrimaryStatus": record.status}
+        if record.status == "InProgress":
+            status["Message"] = _IN_PROGRESS_MESSAGE
+        elif record.message:
+            status["Message"] = record.message[: _names.MAX_STATUS_MESSAGE_LEN]
+        request["Status"] = status
     if record.start_time is not None:
         request["StartTime"] = _utc(record.start_time)
     if record.end_time is not None and record.status != "InProgress":

@@ -20,10 +20,14 @@ either, and deleting a run deletes its sync state (foreign keys cascade).
     reported, never dropped silently.
 ``sync_uploads``
     files uploaded to S3, by content hash: an unchanged file is not uploaded twice.
+``sync_graphs``
+    graphs (``log_precision_recall``...) uploaded to S3 and recorded as lineage artifacts,
+    by the digest of their document: a graph logged again under its title is sent again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import sqlite3
@@ -414,6 +418,46 @@ def record_upload(
                 "UPDATE sync_runs SET files_uploaded = files_uploaded + 1 WHERE run_id = ?",
                 (run_id,),
             )
+
+
+def pending_graphs(store: LocalStore, run_id: int) -> list[tuple[str, str, str, bytes, str]]:
+    """Graphs not sent as they are now: (title, type, direction, document, digest)."""
+    rows = store.query(
+        "SELECT g.title, g.type, g.direction, g.document, s.digest FROM graphs g "
+        "LEFT JOIN sync_graphs s ON s.run_id = g.run_id AND s.title = g.title "
+        "WHERE g.run_id = ? ORDER BY g.rowid",
+        (run_id,),
+    )
+    pending = []
+    for title, kind, direction, document, sent in rows:
+        digest = hashlib.sha256(bytes(document)).hexdigest()
+        if digest != sent:
+            pending.append((str(title), str(kind), str(direction), bytes(document), digest))
+    return pending
+
+
+def record_graph(
+    store: LocalStore,
+    run_id: int,
+    title: str,
+    digest: str,
+    uri: str,
+    etag: str | None,
+    artifact_arn: str | None,
+) -> None:
+    with store.transaction("record graph") as db:
+        db.execute(
+            "INSERT OR REPLACE INTO sync_graphs VALUES (?, ?, ?, ?, ?, ?)",
+            (run_id, title, digest, uri, etag, artifact_arn),
+        )
+
+
+def sent_graphs(store: LocalStore, run_id: int) -> dict[str, tuple[str, str | None, str | None]]:
+    """title -> (uri, etag, lineage artifact ARN) of the graphs sent."""
+    rows = store.query(
+        "SELECT title, uri, etag, artifact_arn FROM sync_graphs WHERE run_id = ?", (run_id,)
+    )
+    return {str(t): (str(u), _opt(e), _opt(a)) for t, u, e, a in rows}
 
 
 # -- reporting --------------------------------------------------------------------------

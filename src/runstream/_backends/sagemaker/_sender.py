@@ -18,6 +18,7 @@ is open, then drains it when the run closes; :func:`sync_store` is ``runstream s
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import msgspec
+import orjson
 
 from ..._core._batch import RunKey
 from ..._core._exceptions import BackendError
@@ -37,7 +39,14 @@ from ._clients import Clients, Failure, Outcome, classify, open_clients, session
 from ._entities import EntityError, ensure_entities, trial_component_update
 from ._metrics import Call, plan, rejected_call, request_data, result_of
 from ._ratelimit import bucket
-from ._uploads import DEFAULT_PREFIX, S3Target, default_bucket, object_key, upload
+from ._uploads import (
+    DEFAULT_PREFIX,
+    S3Target,
+    default_bucket,
+    object_key,
+    put_document,
+    upload,
+)
 
 if TYPE_CHECKING:
     from ..._core._records import RunRecord, SyncStatus
@@ -130,6 +139,9 @@ class RunSync:
         self.elsewhere = False
         self.files_pending = 0
         self.snapshot: SyncStatus | None = None
+        #: ``log_file(extra_args=)`` by (direction, name), handed over by the live run
+        self.file_options: dict[tuple[str, str], dict[str, Any]] = {}
+        self._trial_component_arn: str | None = None
 
     async def _run(self, fn: Callable[[], T]) -> T:
         result: T = await self._blocking(fn)
@@ -188,8 +200,9 @@ class RunSync:
 
             tasks.start_soon(files)
             metrics_done = await self._sync_metrics()
+        graphs_done = await self._sync_graphs()
         trial_component_done = await self._sync_trial_component()
-        return metrics_done and files_done and trial_component_done
+        return metrics_done and files_done and graphs_done and trial_component_done
 
     async def _guard(self, work: Awaitable[T]) -> T:
         """Await control-plane work; a failure ends the round with its outcome."""
@@ -334,7 +347,13 @@ class RunSync:
             async with limiter:
                 try:
                     etag, sent = await upload(
-                        self._clients, target, key, path, artifact.sha256, artifact.media_type
+                        self._clients,
+                        target,
+                        key,
+                        path,
+                        artifact.sha256,
+                        artifact.media_type,
+                        self.file_options.get((direction, name)),
                     )
                 except Exception as exc:
                     failures.append(classify(exc))
@@ -378,6 +397,82 @@ class RunSync:
                 name = await self._guard(default_bucket(self._clients, account))
                 self._s3 = S3Target(name, prefix.strip("/"), account)
         return self._s3
+
+    # -- graphs ---------------------------------------------------------------------------
+
+    async def _sync_graphs(self) -> bool:
+        """Upload each new graph document as the official SDK does (``<title>.json`` beside
+        the run's files) and record it as a lineage artifact: CreateArtifact, then
+        AddAssociation (Produced by the run, or ContributedTo it for an input)."""
+        store, run_id = self.store, self.target.run_id
+        pending = await self._run(lambda: journal.pending_graphs(store, run_id))
+        if not pending:
+            return True
+        target = await self._s3_target()
+        for title, kind, direction, document, digest in pending:
+            key = object_key(target.prefix, self.target.trial_component_name, f"{title}.json")
+            # The official SDK's bytes: json.dumps of the document.
+            body = json.dumps(orjson.loads(document)).encode()
+            etag = await self._guard(put_document(self._clients, target, key, body))
+            uri = target.uri(key)
+            try:
+                arn: str | None = await self._lineage(title, kind, direction, uri, etag)
+            except Exception as exc:
+                outcome = classify(exc)
+                if outcome.failure is not Failure.REJECTED:
+                    if outcome.failure is Failure.THROTTLED:
+                        bucket("control").throttled()
+                    raise _Stop(outcome) from exc
+                message = f"lineage artifact for graph {title!r} refused: {outcome}"
+                _log.warning("runstream: %s", message)
+                await self._run(lambda m=message: journal.note(store, run_id, error=m))  # type: ignore[misc]
+                arn = None
+
+            sent = (title, digest, uri, etag, arn)
+            await self._run(lambda sent=sent: journal.record_graph(store, run_id, *sent))  # type: ignore[misc]
+        return True
+
+    async def _lineage(
+        self, title: str, kind: str, direction: str, uri: str, etag: str | None
+    ) -> str:
+        sm = self._clients.sagemaker
+        if self._trial_component_arn is None:
+            await bucket("control").take()
+            found = await sm.describe_trial_component(
+                TrialComponentName=self.target.trial_component_name
+            )
+            self._trial_component_arn = str(found["TrialComponentArn"])
+        sources = [{"SourceIdType": "S3ETag", "Value": etag}] if etag else []
+        await bucket("control").take()
+        try:
+            created = await sm.create_artifact(
+                ArtifactName=title,
+                ArtifactType=kind,
+                Source={"SourceUri": uri, "SourceTypes": sources},
+            )
+            arn = str(created["ArtifactArn"])
+        except Exception as exc:
+            if classify(exc).failure is not Failure.EXISTS:
+                raise
+            await bucket("control").take()
+            listed = await sm.list_artifacts(SourceUri=uri)
+            summaries = listed.get("ArtifactSummaries") or []
+            if not summaries:
+                raise
+            arn = str(summaries[0]["ArtifactArn"])
+        run_arn = self._trial_component_arn
+        source, destination, association = (
+            (run_arn, arn, "Produced") if direction == "output" else (arn, run_arn, "ContributedTo")
+        )
+        await bucket("control").take()
+        try:
+            await sm.add_association(
+                SourceArn=source, DestinationArn=destination, AssociationType=association
+            )
+        except Exception as exc:
+            if classify(exc).failure is not Failure.EXISTS:
+                raise
+        return arn
 
     # -- the trial component --------------------------------------------------------------
 
@@ -435,6 +530,7 @@ class SageMakerSender:
         self._closing = threading.Event()
         self._closed_at = math.inf
         self._own: RunSync | None = None
+        self._file_options: dict[tuple[str, str], dict[str, Any]] = {}
         #: the lease holder name of this run's sender (taken by :func:`preflight`)
         self.owner = journal.new_owner()
 
@@ -446,6 +542,10 @@ class SageMakerSender:
     @property
     def status(self) -> SyncStatus | None:
         return None if self._own is None else self._own.snapshot
+
+    def file_options(self, direction: str, name: str, extra_args: dict[str, Any]) -> None:
+        """``log_file(extra_args=)`` for that artifact's upload (a dict set is atomic)."""
+        self._file_options[(direction, name)] = extra_args
 
     async def run(self) -> None:
         try:
@@ -463,6 +563,7 @@ class SageMakerSender:
             for t in found
         ]
         own = next(s for s in syncs if s.target.run_id == self._run_id)
+        own.file_options = self._file_options
         self._own = own
         others = [s for s in syncs if s is not own]
         try:

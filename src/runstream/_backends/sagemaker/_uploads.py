@@ -28,7 +28,14 @@ if TYPE_CHECKING:
 
     from ._clients import Clients
 
-__all__ = ("DEFAULT_PREFIX", "S3Target", "default_bucket", "object_key", "upload")
+__all__ = (
+    "DEFAULT_PREFIX",
+    "S3Target",
+    "default_bucket",
+    "object_key",
+    "put_document",
+    "upload",
+)
 
 DEFAULT_PREFIX = "trial-component-artifacts"
 _TRANSFER = TransferConfig(
@@ -74,20 +81,41 @@ async def default_bucket(clients: Clients, account: str) -> str:
 
 
 async def upload(
-    clients: Clients, target: S3Target, key: str, path: Path, sha256: str, media_type: str | None
+    clients: Clients,
+    target: S3Target,
+    key: str,
+    path: Path,
+    sha256: str,
+    media_type: str | None,
+    extra_args: dict[str, Any] | None = None,
 ) -> tuple[str | None, bool]:
-    """Upload ``path`` unless the object already holds this content: (ETag, transferred)."""
+    """Upload ``path`` unless the object already holds this content: (ETag, transferred).
+
+    ``extra_args`` (``log_file``'s, boto3's ExtraArgs) go with the upload; their
+    ``Metadata`` gains the ``sha256`` key, and their ``ContentType`` wins over the guess.
+    """
     owner = {"ExpectedBucketOwner": target.owner} if target.owner else {}
     existing = await _head(clients, target.bucket, key, owner)
     if existing is not None and existing.get("Metadata", {}).get("sha256") == sha256:
         return existing.get("ETag"), False
-    extra: dict[str, Any] = {"Metadata": {"sha256": sha256}, **owner}
-    if media_type:
+    given = dict(extra_args or {})
+    extra: dict[str, Any] = {**owner, **given}
+    extra["Metadata"] = {**dict(given.get("Metadata") or {}), "sha256": sha256}
+    if media_type and "ContentType" not in given:
         extra["ContentType"] = media_type
     await bucket("s3").take()
     await clients.s3.upload_file(str(path), target.bucket, key, ExtraArgs=extra, Config=_TRANSFER)
     uploaded = await _head(clients, target.bucket, key, owner)
     return (None if uploaded is None else uploaded.get("ETag")), True
+
+
+async def put_document(clients: Clients, target: S3Target, key: str, body: bytes) -> str | None:
+    """PutObject a small document (a graph's JSON, as the official SDK does); its ETag."""
+    owner = {"ExpectedBucketOwner": target.owner} if target.owner else {}
+    await bucket("s3").take()
+    response = await clients.s3.put_object(Bucket=target.bucket, Key=key, Body=body, **owner)
+    etag = response.get("ETag")
+    return None if etag is None else str(etag)
 
 
 async def _head(

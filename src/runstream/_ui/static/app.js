@@ -77,7 +77,9 @@
   }
 
   function badge(status) {
-    return h("span", { class: `badge ${status.toLowerCase()}` }, status);
+    // null: constructed, never entered (as the official SDK, no status yet)
+    const label = status || "not entered";
+    return h("span", { class: `badge ${label.toLowerCase().replace(" ", "-")}` }, label);
   }
 
   function table(headers, rows, attrs) {
@@ -422,6 +424,9 @@
       workers,
     );
     renderRecord();
+    const { graphs } = await api("graphs", { experiment, run: runName });
+    if (gen !== generation) return;
+    artifacts.before(window.RSGraphs.section(graphs));
     ready("run");
     await Promise.all(cards.map((c) => c.rebuild()));
     if (gen !== generation) return;

@@ -20,7 +20,7 @@
   const head = ["run", "status", "started", ...params, ...metrics.map((m) => `${m} (last)`)];
   const rows = data.runs.map((r) => [
     r.run_name,
-    h("span", { class: `badge ${r.status.toLowerCase()}` }, r.status),
+    h("span", { class: `badge ${(r.status || "not-entered").toLowerCase()}` }, r.status || "not entered"),
     when(r.start_time),
     ...params.map((p) => fmt(r.parameters[p])),
     ...metrics.map((m) => (!r.metrics[m] ? "–" : r.metrics[m].last === null ? "nan/inf" : fmt(r.metrics[m].last))),
@@ -42,6 +42,9 @@
     grid.append(h("section", { class: "card", "data-metric": chart.metric },
       h("header", {}, h("h3", {}, chart.metric)), body));
     lineChart(body, { axis: chart.axis, lines: chart.lines, firstNonfinite: chart.first_nonfinite, legend: true });
+  }
+  for (const entry of data.graphs || []) {
+    view.append(window.RSGraphs.section(entry.graphs, `Graphs: ${entry.run}`));
   }
   document.body.dataset.ready = "report";
 })();
