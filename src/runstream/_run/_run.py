@@ -9,8 +9,6 @@ it in the background): they validate and append to :class:`~runstream._ingest.In
 from __future__ import annotations
 
 import logging
-import math
-import numbers
 import os
 import threading
 import time
@@ -38,6 +36,7 @@ from .._core._records import Artifact, ParameterValue, RunRecord, RunStats, Seri
 from .._flush._flusher import Flusher
 from .._flush._spill import replay_spills
 from .._store import LocalStore, resolve_store_path
+from . import _validate
 from ._distributed import lookup_run, publish_run
 
 if TYPE_CHECKING:
@@ -49,10 +48,6 @@ _log = logging.getLogger("runstream")
 _current: ContextVar[Run | None] = ContextVar("runstream_current_run", default=None)
 
 _OUTSIDE_CONTEXT = "This method should be called inside context of 'with' statement."
-_MAX_PARAMETERS = 300
-_MAX_PARAMETER_NAME_LEN = 320
-_MAX_STRING_PARAMETER_LEN = 2500
-_MAX_ARTIFACT_NAME_LEN = 128
 
 
 class _TrialComponent:
@@ -131,15 +126,20 @@ class Run:
             experiment = None
         else:
             experiment, run = _names.validate_names(experiment_name, run_name)
-        for label, value in (
-            ("flush_interval", flush_interval),
-            ("close_timeout", close_timeout),
-            ("tick", tick),
-        ):
-            if not value > 0:
-                raise ValueError(f"{label} must be a positive number of seconds, got {value!r}")
-        if not isinstance(capacity, int) or capacity < 2:
-            raise ValueError(f"capacity must be an int of at least 2 points, got {capacity!r}")
+            _validate.check_text(experiment, "experiment_name")
+        _validate.check_text(run, "run_name")
+        flush_interval = _validate.check_seconds("flush_interval", flush_interval)
+        close_timeout = _validate.check_seconds("close_timeout", close_timeout)
+        tick = _validate.check_seconds("tick", tick)
+        capacity = _validate.check_capacity(capacity)
+        tags = _validate.check_tags(tags)
+        worker = _validate.check_worker(worker)
+        _validate.check_store(store)
+        experiment_display_name = _validate.check_optional_text(
+            experiment_display_name, "experiment_display_name"
+        )
+        run_display_name = _validate.check_optional_text(run_display_name, "run_display_name")
+        _validate.check_optional_text(backend, "backend")
         self.experiment_name = experiment
         self.run_name = run
         self.run_group_name = _names.run_group_name(experiment) if experiment else None
@@ -283,18 +283,39 @@ class Run:
             raise TypeError(
                 f"log_metrics takes a mapping of metric names to values, got {metrics!r}"
             ) from None
-        for name, value in items:
-            try:
-                buf = lists.get(name)
-            except TypeError:  # an unhashable name: let the slow path say what is wrong
-                buf = None
+        # All or nothing: known names with float values go straight in; anything else is
+        # checked, every item, before any is logged.
+        try:
+            for name, value in items:
+                if type(value) is not float or name not in lists:
+                    break
+            else:
+                for name, value in items:
+                    buf = lists[name]
+                    if value - value:
+                        self._ingest.warn_nonfinite(name, value)
+                    buf += (step, value)
+                    if len(buf) > self._capacity2:
+                        self._ingest.compact(name)
+                return
+        except TypeError:  # an unhashable name: the checked path says what is wrong
+            pass
+        self._log_checked_metrics(items, step)
+
+    def _log_checked_metrics(self, items: Any, step: int) -> None:
+        """``log_metrics``' slow path: check every name and value, then log them all."""
+        self._check_context()
+        prepared = [
+            (_validate.check_metric_name(name), self._ingest.prepare_value(value))
+            for name, value in items
+        ]
+        for name, value in prepared:
+            buf = self._lists.get(name)
             if buf is None:
                 buf = self._new_metric(name)
-            if type(value) is not float:
-                number = self._ingest.metric_value(name, value, None if step < 0 else step, None)
-                if number is None:  # a device tensor: it reaches the buffer once copied
-                    continue
-                value = number
+            if not isinstance(value, float):  # a device tensor: buffered once copied
+                self._ingest.defer(name, value, None if step < 0 else step, None)
+                continue
             if value - value:
                 self._ingest.warn_nonfinite(name, value)
             buf += (step, value)
@@ -303,7 +324,7 @@ class Run:
 
     def _new_metric(self, name: str) -> list[float]:
         self._check_context()
-        buf = self._ingest.register(name)
+        buf = self._ingest.register(_validate.check_metric_name(name))
         self._lists[name] = buf
         return buf
 
@@ -316,33 +337,34 @@ class Run:
     def log_parameter(self, name: str, value: str | int | float) -> None:
         """Record a parameter; the last write wins. Never blocks."""
         self._check_context()
-        if not isinstance(name, str) or not 1 <= len(name) <= _MAX_PARAMETER_NAME_LEN:
-            raise ValueError(
-                f"parameter name {name!r} must be a string of 1 to {_MAX_PARAMETER_NAME_LEN} "
-                "characters"
-            )
-        stored = _parameter_value(name, value)
+        name = _validate.check_parameter_name(name)
+        stored = _validate.parameter_value(name, value)
         if name not in self._parameter_names:
-            if len(self._parameter_names) >= _MAX_PARAMETERS:
+            if len(self._parameter_names) >= _validate.MAX_PARAMETERS:
                 raise ValueError(
-                    f"cannot log parameter {name!r}: a run holds at most {_MAX_PARAMETERS} "
-                    "parameters (the service's limit)"
+                    f"cannot log parameter {name!r}: a run holds at most "
+                    f"{_validate.MAX_PARAMETERS} parameters (the service's limit)"
                 )
             self._parameter_names.add(name)
         self._ingest.parameters.append((name, stored, time.time()))
 
     def log_parameters(self, parameters: Mapping[str, str | int | float]) -> None:
-        """Record several parameters; the last write wins."""
-        for name, value in parameters.items():
-            self.log_parameter(name, value)
+        """Record several parameters; the last write wins. Every name and value is checked
+        before any is logged."""
+        self._check_context()
+        checked = _validate.check_parameters(parameters, self._parameter_names)
+        now = time.time()
+        for name, stored in checked:
+            self._parameter_names.add(name)
+            self._ingest.parameters.append((name, stored, now))
 
     def log_artifact(
         self, name: str, value: str, media_type: str | None = None, is_output: bool = True
     ) -> None:
         """Record an artifact: a name and a value (usually a URI), as the official SDK."""
         self._check_context()
-        if not isinstance(value, str):
-            raise TypeError(f"artifact value must be a string, got {value!r}")
+        value = _validate.check_artifact_value(value)
+        media_type = _validate.check_media_type(media_type)
         direction = self._claim_artifact(name, is_output)
         self._ingest.artifacts.append(
             (direction, name, Artifact(value=value, media_type=media_type), time.time())
@@ -362,6 +384,7 @@ class Run:
         run waits for it. Only the existence check happens here, as in the official SDK.
         """
         self._check_context()
+        media_type = _validate.check_media_type(media_type)
         path = os.path.expanduser(file_path)
         if not os.path.isfile(path):
             raise ValueError(f"{path} does not exist or is not a file. Please supply a file path.")
@@ -379,12 +402,7 @@ class Run:
         )
 
     def _claim_artifact(self, name: str, is_output: bool) -> str:
-        # Checked here: a name the store refuses would fail every later write of the run.
-        if not isinstance(name, str) or not 1 <= len(name) <= _MAX_ARTIFACT_NAME_LEN:
-            raise ValueError(
-                f"artifact name {name!r} must be a string of 1 to {_MAX_ARTIFACT_NAME_LEN} "
-                "characters (the service's limit)"
-            )
+        _validate.check_artifact_name(name)
         direction = "output" if is_output else "input"
         names = self._artifact_names[direction]
         if len(names) >= _names.MAX_ARTIFACTS:
@@ -717,30 +735,6 @@ class Run:
 async def _run_inline(fn: Any) -> Any:
     """The flusher's own thread has nothing else to do: run blocking work right there."""
     return fn()
-
-
-def _parameter_value(name: str, value: object) -> ParameterValue:
-    """Numbers stay numbers (NaN/inf kept, with a warning); anything else becomes ``str``."""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        number = float(value)
-        if not math.isfinite(number):
-            warnings.warn(
-                f"parameter {name!r} is {number}; runstream keeps it (the official SDK drops it)",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-        return number
-    text = value if isinstance(value, str) else str(value)
-    if len(text) > _MAX_STRING_PARAMETER_LEN:
-        raise ValueError(
-            f"parameter {name!r} is {len(text)} characters long; a string parameter holds at "
-            f"most {_MAX_STRING_PARAMETER_LEN} (the service's limit)"
-        )
-    return text
 
 
 def current_run() -> Run | None:
