@@ -205,6 +205,7 @@ class Run:
         self._parameter_names: set[str] = set()
         self._artifact_names: dict[str, set[str]] = {"input": set(), "output": set()}
         self._senders: list[Sender] = []
+        self._spills_quarantined = 0
 
     # -- identity, as the official SDK ----------------------------------------------------
 
@@ -557,8 +558,8 @@ class Run:
 
     def _mark_started(self, store: LocalStore) -> None:
         try:
-            replay_spills(store)
-        except StoreError as exc:  # the store is busy: the files wait for the next run
+            self._spills_quarantined = replay_spills(store).quarantined
+        except Exception as exc:  # the store is busy: the files wait for the next run
             _log.warning("runstream: spilled batches not replayed yet: %s", exc)
         params, inputs, outputs = store.existing_names(self._key.run_id)
         self._parameter_names = params
@@ -590,6 +591,7 @@ class Run:
             flush_interval=self._flush_interval,
             high_water=max(1, self._capacity // 2),
             final_timeout=self._close_timeout,
+            spills_quarantined=self._spills_quarantined,
         )
 
     def _deactivate(self) -> None:
@@ -683,6 +685,7 @@ class Run:
         written = flusher.points_written
         spilled = flusher.points_spilled + flusher.points_rejected
         dropped = ingest.device_lost  # device values no copy nor read could recover
+        dropped += flusher.points_lost  # and what the store lost or nothing could keep
         logged = ingest.logged_points()
         sync = next((c.status for c in self._senders if c.status is not None), None)
         if sync is not None:  # plus what is not even in the store yet
@@ -694,10 +697,13 @@ class Run:
             points_pending=logged - written - spilled - dropped,
             points_spilled=flusher.points_spilled,
             points_rejected=flusher.points_rejected,
-            points_dropped=dropped,
+            points_dropped=ingest.device_lost,
+            points_lost=flusher.points_lost,
             parameters_pending=len(ingest.parameters) + flusher.unwritten_parameters,
             files_pending=flusher.files_pending + len(ingest.files),
             files_written=flusher.files_written,
+            files_failed=flusher.files_failed,
+            spills_quarantined=flusher.spills_quarantined,
             flushes=flusher.flushes,
             write_errors=flusher.write_errors,
             compactions=ingest.compactions,

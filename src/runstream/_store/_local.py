@@ -12,6 +12,11 @@ of points, and a reader merges chunks exactly. Every write is one ``BEGIN IMMEDI
 transaction, so several processes can write the same run: SQLite serializes them, the
 busy timeout waits instead of failing with "database is locked", and a killed writer
 leaves the last committed flush intact.
+
+The store notices when its database file is deleted or replaced while open (its file
+identity, device and inode, changes): it warns, creates the database anew, puts back the
+experiments, runs and workers this connection knows, and bumps :attr:`LocalStore.generation`
+so that a flusher knows what it wrote before is gone (``points_lost``).
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from .._core._records import (
     Stragglers,
     WorkerRecord,
 )
-from ._schema import DB_NAME, migrate
+from ._schema import DB_NAME, SCHEMA_VERSION, migrate
 
 if TYPE_CHECKING:
     from .._core._aggregate import StepStats
@@ -60,13 +65,12 @@ _BUSY_TIMEOUT_MS = 10_000
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Will retrying help? A locked, busy, full or failing disk: yes. A batch the schema
-    refuses (a constraint, a value SQLite cannot bind): no, retrying it would block every
-    later write."""
-    cause = exc.__cause__ if isinstance(exc, StoreError) else exc
-    return not isinstance(
-        cause, sqlite3.IntegrityError | sqlite3.InterfaceError | sqlite3.ProgrammingError
-    )
+    """Will retrying help? A locked or busy database, a full, read-only or failing disk
+    (SQLite's OperationalError, an OSError): yes. Anything else is about the data (a
+    constraint, a type or an integer SQLite cannot bind, text it cannot encode): no,
+    retrying it would block every later write, so the flusher isolates and sets it aside."""
+    cause = exc.__cause__ if isinstance(exc, StoreError) and exc.__cause__ else exc
+    return isinstance(cause, sqlite3.OperationalError | OSError)
 
 
 def default_store_path() -> Path:
@@ -88,6 +92,17 @@ class LocalStore:
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = resolve_store_path(path)
         self.artifact_dir = self.path / "artifacts"
+        self._lock = threading.RLock()
+        self._metric_ids: dict[tuple[int, str], int] = {}
+        self._conflicts_warned: set[tuple[int, str]] = set()
+        #: Incremented each time the database had vanished and was created anew.
+        self.generation = 0
+        # What this connection created or loaded, to put back into a recreated database.
+        self._known_runs: dict[int, tuple[Any, ...]] = {}
+        self._known_workers: dict[tuple[int, str], tuple[Any, ...]] = {}
+        self._connect()
+
+    def _connect(self) -> None:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(
@@ -98,9 +113,6 @@ class LocalStore:
             )
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc
-        self._lock = threading.RLock()
-        self._metric_ids: dict[tuple[int, str], int] = {}
-        self._conflicts_warned: set[tuple[int, str]] = set()
         with self._errors("open"):
             # Chunks are blobs of up to megabytes: large pages mean far fewer overflow pages
             # to chain and copy. Only takes effect when the database is created.
@@ -112,6 +124,62 @@ class LocalStore:
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.execute("PRAGMA foreign_keys = ON")
             self._migrate()
+        self._identity = self._file_identity()
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path / DB_NAME)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def _check_identity(self) -> None:
+        """Before each write: is the database still the file this connection opened? A
+        deleted (or replaced) one would swallow every later write without an error."""
+        if self._file_identity() == self._identity:
+            return
+        _log.warning(
+            "runstream: the store's database %s was deleted or replaced while in use; "
+            "creating it anew from what is still pending (data written before is lost)",
+            self.path / DB_NAME,
+        )
+        with contextlib.suppress(sqlite3.Error):
+            self._db.close()
+        self._metric_ids.clear()
+        self._connect()
+        self.generation += 1
+        with self._errors("restore runs"):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._restore(self._db)
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+
+    def _restore(self, db: sqlite3.Connection) -> None:
+        """Put back the runs (with their ids: batches carry them) and workers known here."""
+        for run_id, (experiment, exp_display, name, display, tags, created) in list(
+            self._known_runs.items()
+        ):
+            experiment_id = None
+            if experiment is not None:
+                db.execute(
+                    "INSERT OR IGNORE INTO experiments(name, display_name, tags, created) "
+                    "VALUES (?, ?, NULL, ?)",
+                    (experiment, exp_display or experiment, created),
+                )
+                experiment_id = db.execute(
+                    "SELECT id FROM experiments WHERE name = ?", (experiment,)
+                ).fetchone()[0]
+            db.execute(
+                "INSERT OR IGNORE INTO runs(id, experiment_id, name, display_name, tags, "
+                "created) VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, experiment_id, name, display, tags, created),
+            )
+        for row in self._known_workers.values():
+            db.execute(_UPSERT_WORKER, row)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -144,6 +212,7 @@ class LocalStore:
         With :meth:`query`, the package-internal API of the store: the sync journal of the
         remote backends keeps its tables in the same database through these two."""
         with self._lock, self._errors(action):
+            self._check_identity()
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -158,8 +227,23 @@ class LocalStore:
                 raise
 
     def _migrate(self) -> None:
-        with self.transaction("create schema") as db:
-            migrate(db, self.path)
+        # Read first: a store at the current version needs no write to open (a full or
+        # read-only disk must not stop a run from starting).
+        with contextlib.suppress(sqlite3.OperationalError):  # no meta table yet
+            row = self._db.execute(
+                "SELECT value FROM meta WHERE key = 'schema_version'"
+            ).fetchone()
+            if row is not None and row[0] == str(SCHEMA_VERSION):
+                return
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                migrate(self._db, self.path)
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
 
     def close(self) -> None:
         with self._lock:
@@ -219,9 +303,18 @@ class LocalStore:
                 (experiment_id, run_name, display_name or run_name, _tags(tags), time.time()),
             )
             row = db.execute(
-                "SELECT id FROM runs WHERE name = ? AND experiment_id IS ?",
+                "SELECT id, display_name, tags, created FROM runs "
+                "WHERE name = ? AND experiment_id IS ?",
                 (run_name, experiment_id),
             ).fetchone()
+        self._known_runs[int(row[0])] = (
+            experiment_name,
+            experiment_display_name,
+            run_name,
+            row[1],
+            row[2],
+            row[3],
+        )
         return RunKey(int(row[0]), experiment_name, run_name)
 
     def find_run(self, experiment_name: str | None, run_name: str) -> RunKey:
@@ -249,28 +342,13 @@ class LocalStore:
     ) -> None:
         """Record a worker's status; ``started`` keeps its first value, as the SDK's start."""
         now = time.time()
+        row = (run_id, worker, status, message, started, ended, now, _HOST, os.getpid(), world_size)
         with self.transaction("set status") as db:
-            db.execute(
-                "INSERT INTO workers(run_id, worker, status, message, started, ended, "
-                "heartbeat, host, pid, world_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT(run_id, worker) DO UPDATE SET status = excluded.status, "
-                "message = excluded.message, started = coalesce(started, excluded.started), "
-                "ended = excluded.ended, heartbeat = excluded.heartbeat, "
-                "host = excluded.host, pid = excluded.pid, "
-                "world_size = coalesce(excluded.world_size, world_size)",
-                (
-                    run_id,
-                    worker,
-                    status,
-                    message,
-                    started,
-                    ended,
-                    now,
-                    _HOST,
-                    os.getpid(),
-                    world_size,
-                ),
-            )
+            db.execute(_UPSERT_WORKER, row)
+        known = self._known_workers.get((run_id, worker))
+        if known is not None and started is None:  # keep the first start, as the store does
+            row = (*row[:4], known[4], *row[5:])
+        self._known_workers[(run_id, worker)] = row
 
     def existing_names(self, run_id: int) -> tuple[set[str], set[str], set[str]]:
         """Parameter names and input/output artifact names already in a run."""
@@ -569,6 +647,15 @@ class LocalStore:
 
 
 _HOST = os.uname().nodename if hasattr(os, "uname") else "localhost"
+_UPSERT_WORKER = (
+    "INSERT INTO workers(run_id, worker, status, message, started, ended, "
+    "heartbeat, host, pid, world_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT(run_id, worker) DO UPDATE SET status = excluded.status, "
+    "message = excluded.message, started = coalesce(started, excluded.started), "
+    "ended = excluded.ended, heartbeat = excluded.heartbeat, "
+    "host = excluded.host, pid = excluded.pid, "
+    "world_size = coalesce(excluded.world_size, world_size)"
+)
 
 
 def _tags(tags: Sequence[dict[str, str]] | dict[str, str] | None) -> bytes | None:
