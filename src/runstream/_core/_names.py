@@ -89,8 +89,8 @@ def coerce_metric_value(value: object) -> float:
             return float(value)
         except OverflowError:
             raise OverflowError(
-                f"metric value {_number_text(value)} is too large for a 64-bit float (at most about 1.8e308): "
-                "log a float, or the value's logarithm"
+                f"metric value {_number_text(value)} is too large for a 64-bit float (at most "
+                "about 1.8e308): log a float, or the value's logarithm"
             ) from None
     item = getattr(value, "item", None)  # numpy 0-d/1-element arrays, framework scalars
     if callable(item):

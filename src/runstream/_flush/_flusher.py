@@ -279,8 +279,7 @@ class Flusher:
                 return
             delay = self._tick * 2 ** (attempt - 1)
             self._record_error(
-                f"log_file({pending.path!r}) could not be copied, retrying in {delay:.1f}s: "
-                f"{error}"
+                f"log_file({pending.path!r}) could not be copied, retrying in {delay:.1f}s: {error}"
             )
             await anyio.sleep(delay)
         self._ingest.artifacts.append((pending.direction, pending.name, artifact, time.time()))

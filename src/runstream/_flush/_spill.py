@@ -91,7 +91,10 @@ def spill_batch(batch: Batch, store_path: Path, *, rejected: bool = False) -> Pa
         return _write_durably(primary / name, data)
     except OSError as exc:
         _log.warning(
-            "runstream: cannot spill to %s (%s); using the fallback folder %s", primary, exc, fallback
+            "runstream: cannot spill to %s (%s); using the fallback folder %s",
+            primary,
+            exc,
+            fallback,
         )
         return _write_durably(fallback / name, data)
 
@@ -112,7 +115,7 @@ def _write_durably(target: Path, data: bytes) -> Path:
 
 
 def _pending_spills(store_path: Path) -> list[Path]:
-    found = []
+    found: list[Path] = []
     for folder in spill_dirs(store_path):
         if folder.is_dir():
             found += folder.glob(f"*{_SUFFIX}")

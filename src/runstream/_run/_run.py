@@ -30,9 +30,9 @@ from .._core._environment import (
     worker_identity,
     world_size,
 )
-from .._core._exceptions import FlushTimeoutError, StoreError
+from .._core._exceptions import FlushTimeoutError
 from .._core._ingest import Ingest, PendingFile
-from .._core._records import Artifact, ParameterValue, RunRecord, RunStats, Series, Stragglers
+from .._core._records import Artifact, RunRecord, RunStats, Series, Stragglers
 from .._flush._flusher import Flusher
 from .._flush._spill import replay_spills
 from .._store import LocalStore, resolve_store_path
@@ -291,7 +291,8 @@ class Run:
                 if type(value) is not float or name not in lists:
                     break
             else:
-                for name, value in items:
+                floats: Any = items  # every value is a float: checked just above
+                for name, value in floats:
                     buf = lists[name]
                     if value - value:
                         self._ingest.warn_nonfinite(name, value)

@@ -23,9 +23,10 @@ import os
 import re
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .._core._records import ParameterValue
+if TYPE_CHECKING:
+    from .._core._records import ParameterValue
 
 __all__ = (
     "MAX_ARTIFACT_NAME_LEN",
@@ -44,6 +45,7 @@ __all__ = (
     "check_tags",
     "check_text",
     "check_worker",
+    "is_media_type",
     "parameter_value",
 )
 
@@ -100,9 +102,7 @@ def check_parameter_name(name: object) -> str:
 
 def check_artifact_name(name: object) -> str:
     # Checked here: a name the store refuses would fail every later write of the run.
-    return _name(
-        name, "artifact name", MAX_ARTIFACT_NAME_LEN, "characters (the service's limit)"
-    )
+    return _name(name, "artifact name", MAX_ARTIFACT_NAME_LEN, "characters (the service's limit)")
 
 
 def check_artifact_value(value: object) -> str:
@@ -123,13 +123,23 @@ def check_media_type(media_type: object) -> str | None:
             f"media_type must be a string such as 'text/csv' or None, got {_short(media_type)} "
             f"({type(media_type).__name__})"
         )
-    if len(media_type) > MAX_MEDIA_TYPE_LEN or not _MEDIA_TYPE.fullmatch(media_type):
+    if not is_media_type(media_type):
         raise ValueError(
             f"media_type {_short(media_type)} is not a media type: expected "
             "'type/subtype' (RFC 6838: letters, digits and !#$&^_.+-), optionally followed by "
             f"'; name=value' parameters, at most {MAX_MEDIA_TYPE_LEN} characters"
         )
     return media_type
+
+
+def is_media_type(value: object) -> bool:
+    """Does ``value`` have a media type's shape (what :func:`check_media_type` accepts)?
+    The dashboard asks before it writes a stored media type into a header."""
+    return (
+        isinstance(value, str)
+        and len(value) <= MAX_MEDIA_TYPE_LEN
+        and _MEDIA_TYPE.fullmatch(value) is not None
+    )
 
 
 def parameter_value(name: str, value: object, *, stacklevel: int = 3) -> ParameterValue:
@@ -173,9 +183,7 @@ def parameter_value(name: str, value: object, *, stacklevel: int = 3) -> Paramet
     return check_text(text, f"parameter {name!r} value")
 
 
-def check_parameters(
-    parameters: object, known: set[str]
-) -> list[tuple[str, ParameterValue]]:
+def check_parameters(parameters: object, known: set[str]) -> list[tuple[str, ParameterValue]]:
     """Every ``(name, stored value)`` of a mapping, all checked before any is logged, the
     300-parameter limit included (``known``: the names the run already holds)."""
     if not isinstance(parameters, Mapping):

@@ -29,6 +29,7 @@ import random
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -97,6 +98,8 @@ class LocalStore:
         self._conflicts_warned: set[tuple[int, str]] = set()
         #: Incremented each time the database had vanished and was created anew.
         self.generation = 0
+        #: Damaged chunks and summaries readers skipped (each with a warning).
+        self.damaged_chunks = 0
         # What this connection created or loaded, to put back into a recreated database.
         self._known_runs: dict[int, tuple[Any, ...]] = {}
         self._known_workers: dict[tuple[int, str], tuple[Any, ...]] = {}
@@ -230,9 +233,7 @@ class LocalStore:
         # Read first: a store at the current version needs no write to open (a full or
         # read-only disk must not stop a run from starting).
         with contextlib.suppress(sqlite3.OperationalError):  # no meta table yet
-            row = self._db.execute(
-                "SELECT value FROM meta WHERE key = 'schema_version'"
-            ).fetchone()
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is not None and row[0] == str(SCHEMA_VERSION):
                 return
         with self._lock:
@@ -434,39 +435,108 @@ class LocalStore:
 
     def _write_metrics(self, db: sqlite3.Connection, batch: Batch, now: float) -> None:
         ids = {name: self._metric_id(db, batch.run_id, name) for name in batch.metrics}
+        chunks = []
+        for name, stats in batch.metrics.items():
+            blob = _aggregate.encode(stats)
+            first, last = int(stats.step[0]), int(stats.step[-1])
+            chunks.append(
+                (ids[name], batch.worker, stats.points, first, last, blob, now, _crc(blob))
+            )
         db.executemany(
             "INSERT INTO chunks(metric_id, worker, points, first_step, last_step, data, "
-            "created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    ids[name],
-                    batch.worker,
-                    stats.points,
-                    int(stats.step[0]),
-                    int(stats.step[-1]),
-                    _aggregate.encode(stats),
-                    now,
-                )
-                for name, stats in batch.metrics.items()
-            ],
+            "created, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            chunks,
         )
         marks = ",".join("?" * len(ids))
-        old = {
-            metric_id: _aggregate.decode(blob)
-            for metric_id, blob in db.execute(
-                "SELECT metric_id, data FROM summaries WHERE worker = ? "
-                f"AND metric_id IN ({marks})",
-                (batch.worker, *ids.values()),
-            )
-        }
+        names = {metric_id: name for name, metric_id in ids.items()}
+        old: dict[int, StepStats | None] = {}
+        for metric_id, blob, checksum in db.execute(
+            "SELECT metric_id, data, checksum FROM summaries WHERE worker = ? "
+            f"AND metric_id IN ({marks})",
+            (batch.worker, *ids.values()),
+        ):
+            try:
+                old[metric_id] = self._decode(
+                    blob,
+                    checksum,
+                    f"the summary of worker {batch.worker!r}",
+                    batch.run_id,
+                    names[metric_id],
+                )
+            except StoreError as exc:  # rebuilt below from the chunks that are intact
+                _log.warning("runstream: %s; rebuilding it from the metric's chunks", exc)
+                old[metric_id] = None
         rows = []
         for name, stats in batch.metrics.items():
-            summary = _aggregate.summarize(stats)
-            previous = old.get(ids[name])
-            if previous is not None:
-                summary = _summarize_pair(previous, summary)
-            rows.append((ids[name], batch.worker, _aggregate.encode(summary)))
-        db.executemany("INSERT OR REPLACE INTO summaries VALUES (?, ?, ?)", rows)
+            if ids[name] in old and old[ids[name]] is None:
+                summary = self._rebuild_summary(db, batch.run_id, name, ids[name], batch.worker)
+            else:
+                summary = _aggregate.summarize(stats)
+                previous = old.get(ids[name])
+                if previous is not None:
+                    summary = _summarize_pair(previous, summary)
+            blob = _aggregate.encode(summary)
+            rows.append((ids[name], batch.worker, blob, _crc(blob)))
+        db.executemany(
+            "INSERT OR REPLACE INTO summaries(metric_id, worker, data, checksum) "
+            "VALUES (?, ?, ?, ?)",
+            rows,
+        )
+
+    def _rebuild_summary(
+        self, db: sqlite3.Connection, run_id: int, name: str, metric_id: int, worker: str
+    ) -> StepStats:
+        rows = db.execute(
+            "SELECT id, data, checksum FROM chunks WHERE metric_id = ? AND worker = ? ORDER BY id",
+            (metric_id, worker),
+        ).fetchall()
+        return _aggregate.summarize(_aggregate.combine(self._decode_chunks(rows, run_id, name)))
+
+    # -- damaged blobs ----------------------------------------------------------------------
+
+    def _decode(
+        self, blob: bytes, checksum: int | None, what: str, run_id: int, name: str
+    ) -> StepStats:
+        """A stored blob decoded, or a StoreError naming the run and the metric: its
+        checksum does not match (a flipped bit), or it cannot be decoded at all."""
+        problem = None
+        if checksum is not None and _crc(blob) != checksum:
+            problem = "its checksum does not match (the data was changed on disk)"
+        else:
+            try:
+                return _aggregate.decode(blob)
+            except Exception as exc:  # a damaged format byte or length
+                problem = f"it cannot be decoded ({exc})"
+        raise StoreError(
+            f"damaged data in the store at {self.path / DB_NAME}: {what} of metric {name!r} "
+            f"in {self._run_label(run_id)}: {problem}"
+        )
+
+    def _run_label(self, run_id: int) -> str:
+        row = self._db.execute(
+            "SELECT e.name, r.name FROM runs r LEFT JOIN experiments e "
+            "ON e.id = r.experiment_id WHERE r.id = ?",
+            (run_id,),
+        ).fetchone()
+        if row is None:
+            return f"run id {run_id}"
+        return f"run {row[1]!r} of experiment {row[0]!r}" if row[0] else f"run {row[1]!r}"
+
+    def _decode_chunks(self, rows: Sequence[Any], run_id: int, name: str) -> list[StepStats]:
+        """Decode ``(id, data, checksum)`` rows, skipping damaged chunks with a warning."""
+        decoded = []
+        for chunk_id, blob, checksum in rows:
+            try:
+                decoded.append(self._decode(blob, checksum, f"chunk {chunk_id}", run_id, name))
+            except StoreError as exc:
+                _log.warning("runstream: %s; skipped (the other chunks are read)", exc)
+                self.damaged_chunks += 1
+        if rows and not decoded:
+            raise StoreError(
+                f"every chunk of metric {name!r} in {self._run_label(run_id)} is damaged "
+                f"(see the warnings); the store is at {self.path / DB_NAME}"
+            )
+        return decoded
 
     def _metric_id(self, db: sqlite3.Connection, run_id: int, name: str) -> int:
         key = (run_id, name)
@@ -558,9 +628,13 @@ class LocalStore:
             f"WHERE run_id IN ({temp}) ORDER BY started"
         )
         summaries = self._group(
-            "SELECT m.run_id, m.name, s.data FROM summaries s JOIN metrics m "
-            f"ON m.id = s.metric_id WHERE m.run_id IN ({temp}) ORDER BY m.id"
+            "SELECT m.run_id, m.name, s.data, s.checksum, s.worker FROM summaries s "
+            f"JOIN metrics m ON m.id = s.metric_id WHERE m.run_id IN ({temp}) ORDER BY m.id"
         )
+        with self._lock:
+            decoded = {
+                run_id: self._decode_summaries(run_id, rows) for run_id, rows in summaries.items()
+            }
         return [
             _build_record(
                 key,
@@ -568,10 +642,26 @@ class LocalStore:
                 params.get(key.run_id, []),
                 artifacts.get(key.run_id, []),
                 workers.get(key.run_id, []),
-                summaries.get(key.run_id, []),
+                decoded.get(key.run_id, []),
             )
             for key in keys
         ]
+
+    def _decode_summaries(self, run_id: int, rows: list[Any]) -> list[tuple[str, StepStats]]:
+        """A run's metric summaries; a damaged one is left out of the record, with a
+        warning naming the run and the metric."""
+        decoded = []
+        for name, blob, checksum, worker in rows:
+            try:
+                summary = self._decode(
+                    blob, checksum, f"the summary of worker {worker!r}", run_id, str(name)
+                )
+            except StoreError as exc:
+                _log.warning("runstream: %s; left out of the run's record", exc)
+                self.damaged_chunks += 1
+                continue
+            decoded.append((str(name), summary))
+        return decoded
 
     def _group(self, sql: str) -> dict[int, list[Any]]:
         grouped: dict[int, list[Any]] = {}
@@ -618,11 +708,12 @@ class LocalStore:
 
     def step_stats(self, run_id: int, name: str, worker: str | None = None) -> StepStats:
         """A metric's step statistics merged over chunks (and workers, unless one is named)."""
-        sql, args = self._chunks_query("c.data", run_id, name, worker)
-        blobs = self.query(sql + " ORDER BY c.id", args)
-        if not blobs:
+        sql, args = self._chunks_query("c.id, c.data, c.checksum", run_id, name, worker)
+        rows = self.query(sql + " ORDER BY c.id", args)
+        if not rows:
             raise RunNotFoundError(f"run {run_id} has no metric named {name!r}")
-        return _aggregate.combine([_aggregate.decode(b[0]) for b in blobs])
+        with self._lock:
+            return _aggregate.combine(self._decode_chunks(rows, run_id, name))
 
     def series(self, run_id: int, name: str, worker: str | None = None) -> Series:
         return Series(name, self.step_stats(run_id, name, worker))
@@ -630,15 +721,18 @@ class LocalStore:
     def worker_series(self, run_id: int, name: str) -> dict[str, Series]:
         """A metric's series for each worker that logged it (the per-worker view)."""
         rows = self.query(
-            "SELECT c.worker, c.data FROM chunks c JOIN metrics m ON m.id = c.metric_id "
+            "SELECT c.worker, c.id, c.data, c.checksum FROM chunks c "
+            "JOIN metrics m ON m.id = c.metric_id "
             "WHERE m.run_id = ? AND m.name = ? ORDER BY c.id",
             (run_id, name),
         )
         if not rows:
             raise RunNotFoundError(f"run {run_id} has no metric named {name!r}")
-        parts: dict[str, list[StepStats]] = {}
-        for worker, blob in rows:
-            parts.setdefault(str(worker), []).append(_aggregate.decode(blob))
+        by_worker: dict[str, list[Any]] = {}
+        for worker, *chunk in rows:
+            by_worker.setdefault(str(worker), []).append(chunk)
+        with self._lock:
+            parts = {w: self._decode_chunks(c, run_id, name) for w, c in by_worker.items()}
         return {w: Series(name, _aggregate.combine(p)) for w, p in sorted(parts.items())}
 
     def stragglers(self, run_id: int, name: str) -> Stragglers:
@@ -647,6 +741,13 @@ class LocalStore:
 
 
 _HOST = os.uname().nodename if hasattr(os, "uname") else "localhost"
+
+
+def _crc(blob: bytes) -> int:
+    """The checksum stored beside each metric blob (CRC-32: every flipped bit shows)."""
+    return zlib.crc32(blob)
+
+
 _UPSERT_WORKER = (
     "INSERT INTO workers(run_id, worker, status, message, started, ended, "
     "heartbeat, host, pid, world_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -774,8 +875,8 @@ def _build_record(
     sizes = [int(row[-1]) for row in workers if row[-1] is not None]
     world_size = max(sizes) if sizes else None
     by_metric: dict[str, list[StepStats]] = {}
-    for name, blob in summaries:
-        by_metric.setdefault(str(name), []).append(_aggregate.decode(blob))
+    for name, summary in summaries:
+        by_metric.setdefault(name, []).append(summary)
     metrics = {}
     for name, rows in by_metric.items():
         merged = rows[0]
