@@ -63,6 +63,10 @@ _log = logging.getLogger("runstream")
 # a stuck lock. The flusher then keeps its batch and retries later (nothing is lost), and
 # closing a run stays bounded.
 _BUSY_TIMEOUT_MS = 10_000
+#: SQLite page size of a new store, and the WAL policy (see benchmarks/bench_store_pages.py).
+PAGE_SIZE = 4096
+WAL_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default: a checkpoint per ~4 MiB of WAL
+WAL_SIZE_LIMIT = 4 << 20  # bytes the WAL file is truncated to after a checkpoint
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -117,10 +121,15 @@ class LocalStore:
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc
         with self._errors("open"):
-            # Chunks are blobs of up to megabytes: large pages mean far fewer overflow pages
-            # to chain and copy. Only takes effect when the database is created.
-            self._db.execute("PRAGMA page_size = 65536")
+            # Page size and checkpoint policy were chosen by measurement (see
+            # benchmarks/bench_store_pages.py): a flush rewrites a few small pages (summaries,
+            # b-tree nodes) and appends its chunk blobs, so small pages keep the WAL bytes per
+            # flush near the data's size. The page size only takes effect when the database
+            # is created; the WAL is truncated back to a bounded size after checkpoints.
+            self._db.execute(f"PRAGMA page_size = {PAGE_SIZE}")
             self._enable_wal()
+            self._db.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+            self._db.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
             self._db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             # NORMAL in WAL mode: a committed flush survives a process crash; only an OS
             # crash can lose the last transactions, and never corrupts the database.
