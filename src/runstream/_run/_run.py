@@ -34,7 +34,7 @@ from .._core._exceptions import FlushTimeoutError
 from .._core._ingest import Ingest, PendingFile
 from .._core._records import Artifact, RunRecord, RunStats, Series, Stragglers
 from .._flush._flusher import Flusher
-from .._flush._spill import replay_spills
+from .._flush._spill import fallback_dir, replay_spills
 from .._store import LocalStore, resolve_store_path
 from . import _validate
 from ._distributed import lookup_run, publish_run
@@ -571,6 +571,7 @@ class Run:
             "InProgress",
             started=time.time(),
             world_size=world_size(),
+            defer=True,  # a full or read-only store: written with the first batch it takes
         )
 
     def _activate(self) -> None:
@@ -627,13 +628,20 @@ class Run:
         """Once the flusher has stopped: say what the store did not take, and where it is."""
         flusher = self._flusher
         assert flusher is not None
-        if flusher.pending_points or flusher.files_pending or flusher.points_spilled:
+        if (
+            flusher.pending_points
+            or flusher.files_pending
+            or flusher.points_spilled
+            or flusher.points_lost
+        ):
             stats = self.stats
             warnings.warn(
                 f"runstream: closing run {self.run_name!r}: the store did not take everything "
                 f"within {self._close_timeout}s: {stats.points_spilled} points spilled to "
-                f"{self._store_path / 'spill'} (written by the next run), "
-                f"{stats.points_pending} points and {stats.files_pending} files not written; "
+                f"{self._store_path / 'spill'} or, where that disk would not take them, "
+                f"{fallback_dir(self._store_path)} (written by the next run), "
+                f"{stats.points_pending} points and {stats.files_pending} files not written, "
+                f"{stats.points_lost} points lost; "
                 f"last error: {stats.last_error}",
                 RuntimeWarning,
                 stacklevel=3,

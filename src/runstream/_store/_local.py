@@ -107,6 +107,7 @@ class LocalStore:
         # What this connection created or loaded, to put back into a recreated database.
         self._known_runs: dict[int, tuple[Any, ...]] = {}
         self._known_workers: dict[tuple[int, str], tuple[Any, ...]] = {}
+        self._deferred_status: dict[tuple[int, str], tuple[Any, ...]] = {}
         self._connect()
 
     def _connect(self) -> None:
@@ -349,12 +350,25 @@ class LocalStore:
         started: float | None = None,
         ended: float | None = None,
         world_size: int | None = None,
+        defer: bool = False,
     ) -> None:
-        """Record a worker's status; ``started`` keeps its first value, as the SDK's start."""
+        """Record a worker's status; ``started`` keeps its first value, as the SDK's start.
+
+        With ``defer``, a store that cannot be written now (full, read-only, locked) keeps
+        the status and writes it with the next batch instead of raising: a run starts on a
+        full disk, and its data waits in memory or in spills."""
         now = time.time()
         row = (run_id, worker, status, message, started, ended, now, _HOST, os.getpid(), world_size)
-        with self.transaction("set status") as db:
-            db.execute(_UPSERT_WORKER, row)
+        try:
+            with self.transaction("set status") as db:
+                db.execute(_UPSERT_WORKER, row)
+        except StoreError as exc:
+            if not (defer and is_transient(exc)):
+                raise
+            _log.warning(
+                "runstream: worker status %r not written yet (%s); kept for later", status, exc
+            )
+            self._deferred_status[(run_id, worker)] = row
         known = self._known_workers.get((run_id, worker))
         if known is not None and started is None:  # keep the first start, as the store does
             row = (*row[:4], known[4], *row[5:])
@@ -384,6 +398,9 @@ class LocalStore:
         """Write one flush atomically: all of it or, on error, none of it."""
         now = time.time()
         with self.transaction("write batch") as db:
+            deferred = self._deferred_status.get((batch.run_id, batch.worker))
+            if deferred is not None:
+                db.execute(_UPSERT_WORKER, deferred)
             db.execute(
                 "UPDATE workers SET heartbeat = ? WHERE run_id = ? AND worker = ?",
                 (now, batch.run_id, batch.worker),
@@ -420,6 +437,7 @@ class LocalStore:
                 )
             if batch.metrics:
                 self._write_metrics(db, batch, now)
+        self._deferred_status.pop((batch.run_id, batch.worker), None)
 
     def _warn_conflicts(self, db: sqlite3.Connection, batch: Batch) -> None:
         """Two workers giving one parameter different values is reported, never hidden."""
