@@ -430,7 +430,8 @@ class Flusher:
                 continue
             self.points_written += replayed.points
             self.points_rejected += replayed.rejected
-            self.points_lost += points - replayed.points - replayed.rejected
+            self.points_spilled += replayed.respilled  # in a new file, for the next run
+            self.points_lost += points - replayed.points - replayed.rejected - replayed.respilled
             self.spills_quarantined += replayed.quarantined
         return True
 

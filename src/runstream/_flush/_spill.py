@@ -55,6 +55,7 @@ class Replayed:
     rejected: int = 0
     quarantined: int = 0
     elsewhere: int = 0  # files another process claimed first (and writes)
+    respilled: int = 0  # points whose items failed transiently: in a new spill file
 
 
 def fallback_dir(store_path: Path) -> Path:
@@ -139,7 +140,7 @@ def replay_spills(store: LocalStore, only: list[Path] | None = None) -> Replayed
     """
     if only is None:
         only = _pending_spills(store.path)
-    points = rejected = quarantined = elsewhere = 0
+    points = rejected = quarantined = elsewhere = respilled = 0
     decoder = msgspec.msgpack.Decoder(_Spilled)
     for path in only:
         claimed = path.with_name(f"{path.name}.{os.getpid()}.claimed")
@@ -174,9 +175,10 @@ def replay_spills(store: LocalStore, only: list[Path] | None = None) -> Replayed
             if is_transient(exc):  # try again later; the caller hears about it
                 os.rename(claimed, path)
                 raise
-            written, refused = _write_items(store, batch, path)
+            written, refused, again = _write_items(store, batch, path)
             points += written
             rejected += refused
+            respilled += again
             claimed.unlink()
             continue
         claimed.unlink()
@@ -184,12 +186,13 @@ def replay_spills(store: LocalStore, only: list[Path] | None = None) -> Replayed
         _log.warning(
             "runstream: wrote %d spilled points from %s into the store", batch.points, path
         )
-    return Replayed(points, rejected, quarantined, elsewhere)
+    return Replayed(points, rejected, quarantined, elsewhere, respilled)
 
 
-def _write_items(store: LocalStore, batch: Batch, path: Path) -> tuple[int, int]:
+def _write_items(store: LocalStore, batch: Batch, path: Path) -> tuple[int, int, int]:
     """The store refuses a spilled batch: write its items one by one, set aside (as
-    ``.rejected``) only those it refuses. Returns the points written and set aside."""
+    ``.rejected``) only those it refuses. Returns the points written, set aside, and
+    spilled again (items the store failed to take transiently meanwhile)."""
     written = 0
     refused: Batch | None = None
     retry: Batch | None = None
@@ -215,14 +218,16 @@ def _write_items(store: LocalStore, batch: Batch, path: Path) -> tuple[int, int]
                 refused.absorb(item)
             continue
         written += item.points
+    again = 0
     if retry is not None:
         spill_batch(retry, store.path)
+        again = retry.points
     if refused is None:
-        return written, 0
+        return written, 0, again
     try:
         kept = spill_batch(refused, store.path, rejected=True)
     except OSError as exc:
         _log.error("runstream: %d refused points could not be set aside: %s", refused.points, exc)
     else:
         _log.error("runstream: %d refused points set aside in %s", refused.points, kept)
-    return written, refused.points
+    return written, refused.points, again
