@@ -93,14 +93,17 @@ def test_a_batch_the_store_refuses_is_set_aside_and_later_data_still_lands(
         for step in range(10, 20):
             run.log_metric("loss", float(step), step=step)
         later = run.flush().stats
-    assert refused.points_rejected == 10
-    assert refused.points_written == 0
-    assert later.points_written == 10
+    # Only the refused item is set aside: the points of the same flush land.
+    assert refused.points_rejected == 0
+    assert refused.points_written == 10
+    assert later.points_written == 20
     assert later.points_logged == 20
     assert later.points_pending == 0
+    assert "refused parameter 'poison'" in caplog.text
     assert "refused by a trigger" in caplog.text
     assert len(list((tmp_path / "spill").glob("*.rejected"))) == 1
-    assert run.series("loss").step.tolist() == list(range(10, 20))
+    assert run.series("loss").step.tolist() == list(range(20))
+    assert "poison" not in run.record().parameters
     # The next run does not try to replay what the store refused.
     with runstream.Run("spill", "after", store=tmp_path) as other:
         other.log_metric("x", 1.0, step=0)

@@ -203,3 +203,77 @@ def test_report_opens_offline_in_the_browser(
     assert [r for r in requests if not r.startswith("file:")] == []  # self-contained
     image = check_screenshot(page, screenshot_dir(tmp_path) / "report.png")
     assert line_pixels(image) > 100
+
+
+# -- issue 13: a stored media type never writes a header, and no logged file runs script --
+
+_HOSTILE_HTML = b"""<!doctype html><html><head><title>untouched</title></head><body>
+<script>
+document.title = "script ran";
+fetch("/api/experiments").then(r => r.text()).then(t => { document.title = "read " + t; });
+</script></body></html>"""
+_INJECTED = "text/html\r\nX-Injected: 1\r\n\r\n<script>document.title='ran'</script>"
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
+    path = tmp_path_factory.mktemp("hostile") / "store"
+    page_file = tmp_path_factory.mktemp("files") / "page.html"
+    page_file.write_bytes(_HOSTILE_HTML)
+    with Run("hostile", "files", store=path) as run:
+        run.log_file(str(page_file), name="page.html", media_type="text/html")
+        run.log_file(str(page_file), name="injected.html", media_type="text/html")
+    # A store written before media types were checked: the header injection of the issue.
+    import sqlite3
+
+    db = sqlite3.connect(path / "runstream.db")
+    db.execute("UPDATE artifacts SET media_type = ? WHERE name = 'injected.html'", (_INJECTED,))
+    db.commit()
+    db.close()
+    with LocalStore(path) as store, Dashboard(store, port=0).start() as dashboard:
+        yield dashboard
+
+
+def _file_url(server: Dashboard, name: str) -> str:
+    query = urlencode({"experiment": "hostile", "run": "files", "name": name})
+    return f"{server.url}api/file?{query}"
+
+
+def test_a_logged_html_file_runs_no_script_in_the_dashboard(page: Any, hostile: Dashboard) -> None:
+    response = page.goto(_file_url(hostile, "page.html"))
+    assert response is not None
+    assert response.headers["content-security-policy"] == "sandbox"
+    assert response.headers["content-type"] == "text/html"
+    page.wait_for_timeout(300)  # the script, were it allowed, has run by now
+    assert page.title() == "untouched"
+
+
+def test_an_injected_media_type_adds_no_header_and_keeps_the_csp(
+    page: Any, hostile: Dashboard
+) -> None:
+    page.goto(hostile.url)  # the dashboard's own origin
+    headers = page.evaluate(
+        """async url => {
+            const r = await fetch(url);
+            return Object.fromEntries(r.headers.entries());
+        }""",
+        _file_url(hostile, "injected.html"),
+    )
+    assert "x-injected" not in headers
+    assert headers["content-security-policy"] == "sandbox"
+    assert headers["content-type"] == "application/octet-stream"
+    assert headers["x-content-type-options"] == "nosniff"
+    # Opened in a frame of the dashboard, it cannot script the dashboard either.
+    page.evaluate(
+        """url => new Promise(done => {
+            const frame = document.createElement("iframe");
+            frame.onload = done;
+            frame.src = url;
+            document.body.appendChild(frame);
+            setTimeout(done, 2000);
+        })""",
+        _file_url(hostile, "page.html"),
+    )
+    page.wait_for_timeout(300)
+    assert "read" not in page.title()
+    assert page.title() != "script ran"

@@ -59,6 +59,22 @@ class Batch:
     def is_empty(self) -> bool:
         return not (self.metrics or self.parameters or self.artifacts)
 
+    def split(self) -> list[Batch]:
+        """One batch per item (a metric, a parameter, an artifact), in this order: when the
+        store refuses a batch outright, writing the items alone finds the one it refuses."""
+        parts = [Batch(self.run_id, self.worker, metrics={n: s}) for n, s in self.metrics.items()]
+        parts += [Batch(self.run_id, self.worker, parameters=[p]) for p in self.parameters]
+        parts += [Batch(self.run_id, self.worker, artifacts=[a]) for a in self.artifacts]
+        return parts
+
+    def describe(self) -> str:
+        """What the batch holds, for an error message: names, not data."""
+        parts = [f"metric {n!r} ({s.points} points)" for n, s in self.metrics.items()]
+        parts += [f"parameter {p.name!r}" for p in self.parameters]
+        parts += [f"{a.direction} artifact {a.name!r}" for a in self.artifacts]
+        shown = ", ".join(parts[:5])
+        return shown if len(parts) <= 5 else f"{shown} and {len(parts) - 5} more"
+
     def absorb(self, later: Batch) -> None:
         """Merge a later batch into this one (used when a write failed and is retried)."""
         for name, stats in later.metrics.items():

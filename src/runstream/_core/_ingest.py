@@ -114,6 +114,19 @@ class Ingest:
                 return None
         return _names.coerce_metric_value(value)
 
+    def prepare_value(self, value: object) -> float | Captured:
+        """A metric value checked but not logged yet: the number, or a captured device
+        tensor for :meth:`defer` (``log_metrics`` checks every value before logging any)."""
+        if not isinstance(value, numbers.Real):
+            captured = capture(value)
+            if captured is not None:
+                return captured
+        return _names.coerce_metric_value(value)
+
+    def defer(self, name: str, captured: Captured, step: object, timestamp: object) -> None:
+        """Log a captured device tensor: it reaches ``lists`` once copied off the device."""
+        self._defer(name, captured, step, timestamp)
+
     def _defer(self, name: str, captured: Captured, step: object, timestamp: object) -> None:
         checked = -1 if step is None else _names.check_step(step)
         stamp = None if timestamp is None else _names.coerce_timestamp(timestamp)

@@ -85,7 +85,13 @@ def coerce_metric_value(value: object) -> float:
     bools, numpy scalars and one-element arrays; a numeric string raises, as it should have.
     """
     if isinstance(value, numbers.Real):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise OverflowError(
+                f"metric value {_number_text(value)} is too large for a 64-bit float (at most "
+                "about 1.8e308): log a float, or the value's logarithm"
+            ) from None
     item = getattr(value, "item", None)  # numpy 0-d/1-element arrays, framework scalars
     if callable(item):
         try:
@@ -100,6 +106,14 @@ def coerce_metric_value(value: object) -> float:
         f"metric value {value!r} ({type(value).__name__}) is not a number: log_metric takes "
         "an int, a float or a numpy scalar"
     )
+
+
+def _number_text(value: object) -> str:
+    """A number for an error message: in full when short, else its start and its size."""
+    if isinstance(value, int) and value.bit_length() > 10_000:  # str() refuses 4300+ digits
+        return f"<an int of {value.bit_length()} bits>"
+    text = str(value)
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} digits)"
 
 
 def check_step(step: object) -> int:

@@ -200,12 +200,18 @@ class RunStats(msgspec.Struct, frozen=True, kw_only=True):
     """A run's ingestion counters, from :attr:`runstream.Run.stats`.
 
     ``points_logged == points_written + points_pending + points_spilled + points_rejected
-    + points_dropped`` at all times. Spilled points are ones the store could not take in
-    time (a long outage, or closing), kept in ``<store>/spill/`` and written in when it
-    recovers or by the next run. Rejected points are in a batch the store refused outright,
-    kept there as a ``.rejected`` file for inspection. Dropped points are device tensors
+    + points_dropped + points_lost`` at all times. Spilled points are ones the store could
+    not take in time (a long outage, or closing), kept in ``<store>/spill/`` (or the
+    fallback folder, when the store's disk is full) and written in when it recovers or by
+    the next run. Rejected points are in an item (a metric's points of one flush, a
+    parameter, an artifact) the store refused outright, kept as a ``.rejected`` spill file
+    for inspection; the rest of that flush is written. Dropped points are device tensors
     that neither the copy off the device nor a direct read could recover (each logged as an
-    error); for every other value it stays zero, so monitoring can assert it.
+    error); for every other value it stays zero, so monitoring can assert it. Lost points
+    were written to a database that was then deleted or replaced, or could be kept nowhere
+    (no disk took a spill and memory was at its bound); each loss is logged.
+    ``files_failed`` counts ``log_file`` copies that failed every retry;
+    ``spills_quarantined`` spill files that could not be read back.
     """
 
     points_logged: int
@@ -214,9 +220,12 @@ class RunStats(msgspec.Struct, frozen=True, kw_only=True):
     points_spilled: int = 0
     points_rejected: int = 0
     points_dropped: int = 0
+    points_lost: int = 0
     parameters_pending: int = 0
     files_pending: int = 0
     files_written: int = 0
+    files_failed: int = 0
+    spills_quarantined: int = 0
     flushes: int = 0
     write_errors: int = 0
     compactions: int = 0

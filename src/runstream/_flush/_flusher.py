@@ -10,6 +10,14 @@ Every ``tick`` it drains the buffers (which also timestamps the points); every
 ``flush_interval``, when ``high_water`` points are pending, or when asked, it writes one
 batch to the store. A failed write is kept, merged with later data, and retried with
 back-off: nothing is dropped, and the counters say what is pending.
+
+A write the store refuses outright (a permanent error: a type, an overflow, a constraint)
+never blocks other data: the batch is written again item by item, only the items the
+store refuses are set aside (``.rejected`` spill files, counted in ``points_rejected``), and
+everything else lands. What cannot be kept anywhere (the store's database vanished after
+points were written to it; no disk would take a spill) is counted in ``points_lost``. A
+file copy that fails is retried with back-off and, past the last try, counted in
+``files_failed``.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = ("Flusher",)
 
 _MAX_BACKOFF = 30.0
+_FILE_ATTEMPTS = 6  # a failed copy is retried after 1, 2, 4, 8 and 16 ticks (Backoff)
 _log = logging.getLogger("runstream")
 
 
@@ -66,6 +75,7 @@ class Flusher:
         final_timeout: float = 60.0,
         spill_rows: int = 4_000_000,
         max_concurrent_files: int = 4,
+        spills_quarantined: int = 0,
     ) -> None:
         self._ingest = ingest
         self._store = store
@@ -85,12 +95,15 @@ class Flusher:
         self.points_written = 0
         self.points_spilled = 0
         self.points_rejected = 0
+        self.points_lost = 0  # written to a database that vanished, or kept nowhere
+        self.spills_quarantined = spills_quarantined  # spill files not readable back
         self._spilled: dict[Path, int] = {}  # spilled during the run, replayed on recovery
         self._spill_rows = spill_rows
         self.flushes = 0
         self.write_errors = 0
         self.files_pending = 0
         self.files_written = 0
+        self.files_failed = 0
         self.last_error: str | None = None
         self._abandoned = False
         # The loop sleeps a tick between drains; requests wake it early through this pair.
@@ -210,18 +223,40 @@ class Flusher:
             self._cond.notify_all()
 
     async def _copy_file(self, pending: PendingFile, limiter: anyio.CapacityLimiter) -> None:
-        try:
-            artifact = await anyio.to_thread.run_sync(
-                store_file,
-                pending.path,
-                self._store.artifact_dir,
-                pending.media_type,
-                limiter=limiter,
+        retry = Backoff(base=self._tick, jitter=False)  # 1, 2, 4, 8 and 16 ticks
+        while True:
+            try:
+                artifact = await anyio.to_thread.run_sync(
+                    store_file,
+                    pending.path,
+                    self._store.artifact_dir,
+                    pending.media_type,
+                    limiter=limiter,
+                )
+                break
+            except OSError as exc:
+                error = exc
+            # A vanished source never comes back; a full, read-only or refusing disk may.
+            final = (
+                isinstance(error, FileNotFoundError | IsADirectoryError)
+                or retry.failures + 1 >= _FILE_ATTEMPTS
+                or self._abandoned
             )
-        except OSError as exc:
-            self._record_error(f"log_file({pending.path!r}) could not be copied: {exc}")
-            self.files_pending -= 1
-            return
+            attempts = retry.failures + 1
+            if final:
+                self._record_error(
+                    f"log_file({pending.path!r}) could not be copied after {attempts} "
+                    f"attempt{'s' if attempts > 1 else ''}: {error}"
+                )
+                self.files_pending -= 1
+                self.files_failed += 1
+                self._poke()
+                return
+            delay = retry.failed()
+            self._record_error(
+                f"log_file({pending.path!r}) could not be copied, retrying in {delay:.1f}s: {error}"
+            )
+            await retry.wait()
         self._ingest.artifacts.append((pending.direction, pending.name, artifact, time.time()))
         self.files_pending -= 1
         self.files_written += 1
@@ -235,9 +270,13 @@ class Flusher:
             return
         try:
             path = spill_batch(batch, self._store.path)
-        except OSError as exc:
-            self._unwritten = batch
-            self._record_error(f"could not spill {batch.points} unwritten points: {exc}")
+        except OSError as exc:  # neither the store's disk nor the fallback takes it
+            self.points_lost += batch.points
+            self._ingest.settle_parameters(len(batch.parameters))
+            self._record_error(
+                f"{batch.points} unwritten points are lost: the store did not take them and "
+                f"no spill folder could ({exc})"
+            )
             return
         self.points_spilled += batch.points
         self._ingest.settle_parameters(len(batch.parameters))
@@ -260,12 +299,14 @@ class Flusher:
         if batch.is_empty():
             return self._replay_spilled()
         try:
-            self._store.write(batch)
+            self._write(batch)
         except Exception as exc:  # never let the store crash or block training
             self.write_errors += 1
             if not is_transient(exc):
-                self._reject(batch, exc)
-                return self._replay_spilled()
+                leftover = self._isolate(batch)
+                if leftover is None:
+                    return self._replay_spilled()
+                batch, exc = leftover
             self._backoff.failed()
             self._record_error(f"store write failed, will retry: {exc}")
             self._keep_unwritten(batch)
@@ -276,31 +317,81 @@ class Flusher:
         self.flushes += 1
         return self._replay_spilled()
 
+    def _write(self, batch: Batch) -> None:
+        """One store write. A store that found its database gone and made it anew has lost
+        what this run wrote before: those points move from written to lost."""
+        generation = self._store.generation
+        self._store.write(batch)
+        if self._store.generation != generation and self.points_written:
+            self.points_lost += self.points_written
+            self._record_error(
+                f"the store's database was replaced or deleted: {self.points_written} points "
+                "written before are lost; what was pending is written anew"
+            )
+            self.points_written = 0
+
+    def _isolate(self, batch: Batch) -> tuple[Batch, Exception] | None:
+        """The store refused the batch outright: write its items one by one, set aside only
+        those it refuses. Returns what is left to retry (and why) if the store starts
+        failing transiently meanwhile, else None."""
+        items = batch.split()
+        for index, item in enumerate(items):
+            try:
+                self._write(item)
+            except Exception as exc:
+                if is_transient(exc):
+                    rest = items[index]
+                    for later in items[index + 1 :]:
+                        rest.absorb(later)
+                    return rest, exc
+                self._reject(item, exc)
+                continue
+            self.points_written += item.points
+            self._ingest.settle_parameters(len(item.parameters))
+        self._backoff.succeeded()
+        self.flushes += 1
+        return None
+
     def _reject(self, batch: Batch, exc: Exception) -> None:
-        """The store refuses this batch outright: set it aside on disk, keep going."""
+        """The store refuses this item outright: set it aside on disk, keep going."""
+        what = batch.describe()
         try:
             path = spill_batch(batch, self._store.path, rejected=True)
         except OSError as spill_error:
+            self.points_lost += batch.points
+            self._ingest.settle_parameters(len(batch.parameters))
             self._record_error(
-                f"the store refused {batch.points} points ({exc}) and they "
-                f"could not be kept on disk: {spill_error}"
+                f"the store refused {what}: {type(exc).__name__}: {exc}; it could not be kept "
+                f"on disk either ({spill_error}) and is lost"
             )
             return
         self.points_rejected += batch.points
         self._ingest.settle_parameters(len(batch.parameters))
-        self._record_error(f"the store refused {batch.points} points ({exc}); kept in {path}")
+        self._record_error(
+            f"the store refused {what}: {type(exc).__name__}: {exc}; set aside in {path}"
+        )
 
     def _keep_unwritten(self, batch: Batch) -> None:
         """Hold a failed batch for the retry; past ``spill_rows`` rows, hold it on disk
         instead, so a long outage cannot grow memory without bound."""
-        if sum(len(stats) for stats in batch.metrics.values()) <= self._spill_rows:
+        rows = sum(len(stats) for stats in batch.metrics.values())
+        if rows <= self._spill_rows:
             self._unwritten = batch
             return
         try:
             self._spilled[spill_batch(batch, self._store.path)] = batch.points
-        except OSError as exc:
-            self._unwritten = batch
-            self._record_error(f"could not spill {batch.points} unwritten points: {exc}")
+        except OSError as exc:  # neither the store's disk nor the fallback takes it
+            if rows <= 2 * self._spill_rows:
+                self._unwritten = batch
+                self._record_error(f"could not spill {batch.points} unwritten points: {exc}")
+                return
+            # Memory stays bounded: past twice the bound, the oldest data goes, counted.
+            self.points_lost += batch.points
+            self._ingest.settle_parameters(len(batch.parameters))
+            self._record_error(
+                f"{batch.points} unwritten points are lost: memory is at its bound "
+                f"({self._spill_rows} rows) and no spill folder can take them ({exc})"
+            )
             return
         self.points_spilled += batch.points
         self._ingest.settle_parameters(len(batch.parameters))
@@ -310,13 +401,20 @@ class Flusher:
         nothing spilled is left."""
         for path, points in list(self._spilled.items()):
             try:
-                replay_spills(self._store, only=[path])
+                replayed = replay_spills(self._store, only=[path])
             except Exception as exc:  # the store failed again: the file stays for later
                 self._record_error(f"replaying spilled points failed, will retry: {exc}")
                 return False
             del self._spilled[path]
             self.points_spilled -= points
-            self.points_written += points
+            if replayed.elsewhere:  # another process's replay claimed it: written there
+                self.points_written += points
+                continue
+            self.points_written += replayed.points
+            self.points_rejected += replayed.rejected
+            self.points_spilled += replayed.respilled  # in a new file, for the next run
+            self.points_lost += points - replayed.points - replayed.rejected - replayed.respilled
+            self.spills_quarantined += replayed.quarantined
         return True
 
     def _record_error(self, message: str) -> None:

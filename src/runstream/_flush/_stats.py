@@ -27,8 +27,9 @@ def run_stats(ingest: Ingest, flusher: Flusher | None, sync: SyncStatus | None) 
     written = flusher.points_written
     spilled = flusher.points_spilled + flusher.points_rejected
     dropped = ingest.device_lost  # device values no copy nor read could recover
+    lost = flusher.points_lost  # what the store lost, or nothing could keep
     logged = ingest.logged_points()
-    pending = logged - written - spilled - dropped
+    pending = logged - written - spilled - dropped - lost
     if sync is not None:  # plus what is not even in the store yet
         sync = msgspec.structs.replace(sync, points_pending=sync.points_pending + pending)
     return RunStats(
@@ -38,9 +39,12 @@ def run_stats(ingest: Ingest, flusher: Flusher | None, sync: SyncStatus | None) 
         points_spilled=flusher.points_spilled,
         points_rejected=flusher.points_rejected,
         points_dropped=dropped,
+        points_lost=lost,
         parameters_pending=ingest.parameters_pending,
         files_pending=flusher.files_pending + len(ingest.files),
         files_written=flusher.files_written,
+        files_failed=flusher.files_failed,
+        spills_quarantined=flusher.spills_quarantined,
         flushes=flusher.flushes,
         write_errors=flusher.write_errors,
         compactions=ingest.compactions,

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
-import numbers
 import os
 import time
 import warnings
@@ -23,7 +21,6 @@ from typing import TYPE_CHECKING, Any, SupportsFloat
 import anyio
 
 from .._backends import (
-    S3_UPLOAD_ARGS,
     Sender,
     create_entities,
     open_senders,
@@ -31,14 +28,14 @@ from .._backends import (
 )
 from .._core import _names
 from .._core._environment import exported_identity, worker_identity, world_size
-from .._core._exceptions import FlushTimeoutError, StoreError
+from .._core._exceptions import FlushTimeoutError
 from .._core._ingest import Ingest, PendingFile
-from .._core._records import Artifact, ParameterValue, RunRecord, RunStats, Series, Stragglers
+from .._core._records import Artifact, RunRecord, RunStats, Series, Stragglers
 from .._flush._flusher import Flusher
-from .._flush._spill import replay_spills
+from .._flush._spill import fallback_dir, replay_spills
 from .._flush._stats import run_stats
 from .._store import Graph, LocalStore, resolve_store_path, run_graphs
-from . import _graphs
+from . import _graphs, _validate
 from ._distributed import publish_run
 from ._lifecycle import Background
 from ._sdk_context import install as _offer_to_official_jobs
@@ -53,10 +50,6 @@ _current: ContextVar[Run | None] = ContextVar("runstream_current_run", default=N
 
 _OUTSIDE_CONTEXT = "This method should be called inside context of 'with' statement."
 _NESTED = "It is not allowed to use nested 'with' statements on the {}."
-_MAX_PARAMETERS = 300
-_MAX_PARAMETER_NAME_LEN = 320
-_MAX_STRING_PARAMETER_LEN = 2500
-_MAX_ARTIFACT_NAME_LEN = 128
 
 
 class _TrialComponent:
@@ -135,15 +128,20 @@ class Run:
             experiment = None
         else:
             experiment, run = _names.validate_names(experiment_name, run_name)
-        for label, value in (
-            ("flush_interval", flush_interval),
-            ("close_timeout", close_timeout),
-            ("tick", tick),
-        ):
-            if not value > 0:
-                raise ValueError(f"{label} must be a positive number of seconds, got {value!r}")
-        if not isinstance(capacity, int) or capacity < 2:
-            raise ValueError(f"capacity must be an int of at least 2 points, got {capacity!r}")
+            _validate.check_text(experiment, "experiment_name")
+        _validate.check_text(run, "run_name")
+        flush_interval = _validate.check_seconds("flush_interval", flush_interval)
+        close_timeout = _validate.check_seconds("close_timeout", close_timeout)
+        tick = _validate.check_seconds("tick", tick)
+        capacity = _validate.check_capacity(capacity)
+        tags = _validate.check_tags(tags)
+        worker = _validate.check_worker(worker)
+        _validate.check_store(store)
+        experiment_display_name = _validate.check_optional_text(
+            experiment_display_name, "experiment_display_name"
+        )
+        run_display_name = _validate.check_optional_text(run_display_name, "run_display_name")
+        _validate.check_optional_text(backend, "backend")
         self.experiment_name = experiment
         self.run_name = run
         self.run_group_name = _names.run_group_name(experiment) if experiment else None
@@ -217,6 +215,7 @@ class Run:
         self._env: Any = None
         self._parameter_names: set[str] = set()
         self._artifact_names: dict[str, set[str]] = {"input": set(), "output": set()}
+        self._spills_quarantined = 0
 
     # -- identity, as the official SDK ----------------------------------------------------
 
@@ -295,18 +294,40 @@ class Run:
             raise TypeError(
                 f"log_metrics takes a mapping of metric names to values, got {metrics!r}"
             ) from None
-        for name, value in items:
-            try:
-                buf = lists.get(name)
-            except TypeError:  # an unhashable name: let the slow path say what is wrong
-                buf = None
+        # All or nothing: known names with float values go straight in; anything else is
+        # checked, every item, before any is logged.
+        try:
+            for name, value in items:
+                if type(value) is not float or name not in lists:
+                    break
+            else:
+                floats: Any = items  # every value is a float: checked just above
+                for name, value in floats:
+                    buf = lists[name]
+                    if value - value:
+                        self._ingest.warn_nonfinite(name, value)
+                    buf += (step, value)
+                    if len(buf) > self._capacity2:
+                        self._ingest.compact(name)
+                return
+        except TypeError:  # an unhashable name: the checked path says what is wrong
+            pass
+        self._log_checked_metrics(items, step)
+
+    def _log_checked_metrics(self, items: Any, step: int) -> None:
+        """``log_metrics``' slow path: check every name and value, then log them all."""
+        self._check_context()
+        prepared = [
+            (_validate.check_metric_name(name), self._ingest.prepare_value(value))
+            for name, value in items
+        ]
+        for name, value in prepared:
+            buf = self._lists.get(name)
             if buf is None:
                 buf = self._new_metric(name)
-            if type(value) is not float:
-                number = self._ingest.metric_value(name, value, None if step < 0 else step, None)
-                if number is None:  # a device tensor: it reaches the buffer once copied
-                    continue
-                value = number
+            if not isinstance(value, float):  # a device tensor: buffered once copied
+                self._ingest.defer(name, value, None if step < 0 else step, None)
+                continue
             if value - value:
                 self._ingest.warn_nonfinite(name, value)
             buf += (step, value)
@@ -315,7 +336,7 @@ class Run:
 
     def _new_metric(self, name: str) -> list[float]:
         self._check_context()
-        buf = self._ingest.register(name)
+        buf = self._ingest.register(_validate.check_metric_name(name))
         self._lists[name] = buf
         return buf
 
@@ -328,33 +349,34 @@ class Run:
     def log_parameter(self, name: str, value: str | int | float) -> None:
         """Record a parameter; the last write wins. Never blocks."""
         self._check_context()
-        if not isinstance(name, str) or not 1 <= len(name) <= _MAX_PARAMETER_NAME_LEN:
-            raise ValueError(
-                f"parameter name {name!r} must be a string of 1 to {_MAX_PARAMETER_NAME_LEN} "
-                "characters"
-            )
-        stored = _parameter_value(name, value)
+        name = _validate.check_parameter_name(name)
+        stored = _validate.parameter_value(name, value)
         if name not in self._parameter_names:
-            if len(self._parameter_names) >= _MAX_PARAMETERS:
+            if len(self._parameter_names) >= _validate.MAX_PARAMETERS:
                 raise ValueError(
-                    f"cannot log parameter {name!r}: a run holds at most {_MAX_PARAMETERS} "
-                    "parameters (the service's limit)"
+                    f"cannot log parameter {name!r}: a run holds at most "
+                    f"{_validate.MAX_PARAMETERS} parameters (the service's limit)"
                 )
             self._parameter_names.add(name)
         self._ingest.parameters.append((name, stored, time.time()))
 
     def log_parameters(self, parameters: Mapping[str, str | int | float]) -> None:
-        """Record several parameters; the last write wins."""
-        for name, value in parameters.items():
-            self.log_parameter(name, value)
+        """Record several parameters; the last write wins. Every name and value is checked
+        before any is logged."""
+        self._check_context()
+        checked = _validate.check_parameters(parameters, self._parameter_names)
+        now = time.time()
+        for name, stored in checked:
+            self._parameter_names.add(name)
+            self._ingest.parameters.append((name, stored, now))
 
     def log_artifact(
         self, name: str, value: str, media_type: str | None = None, is_output: bool = True
     ) -> None:
         """Record an artifact: a name and a value (usually a URI), as the official SDK."""
         self._check_context()
-        if not isinstance(value, str):
-            raise TypeError(f"artifact value must be a string, got {value!r}")
+        value = _validate.check_artifact_value(value)
+        media_type = _validate.check_media_type(media_type)
         direction = self._claim_artifact(name, is_output)
         self._ingest.artifacts.append(
             (direction, name, Artifact(value=value, media_type=media_type), time.time())
@@ -374,6 +396,7 @@ class Run:
         run waits for it. Only the existence check happens here, as in the official SDK.
         """
         self._check_context()
+        media_type = _validate.check_media_type(media_type)
         path = os.path.expanduser(file_path)
         if not os.path.isfile(path):
             raise ValueError(f"{path} does not exist or is not a file. Please supply a file path.")
@@ -381,7 +404,7 @@ class Run:
 
         artifact_name = name or os.path.basename(path)
         if extra_args is not None:
-            extra_args = _check_extra_args(extra_args)
+            extra_args = _validate.check_extra_args(extra_args)
         direction = self._claim_artifact(artifact_name, bool(is_output))
         if extra_args:
             assert self._background is not None
@@ -433,12 +456,7 @@ class Run:
         _graphs.log_graph(self, "ConfusionMatrix", title, is_output, build)
 
     def _claim_artifact(self, name: str, is_output: bool) -> str:
-        # Checked here: a name the store refuses would fail every later write of the run.
-        if not isinstance(name, str) or not 1 <= len(name) <= _MAX_ARTIFACT_NAME_LEN:
-            raise ValueError(
-                f"artifact name {name!r} must be a string of 1 to {_MAX_ARTIFACT_NAME_LEN} "
-                "characters (the service's limit)"
-            )
+        _validate.check_artifact_name(name)
         direction = "output" if is_output else "input"
         names = self._artifact_names[direction]
         if len(names) >= _names.MAX_ARTIFACTS:
@@ -606,8 +624,8 @@ class Run:
 
     def _mark_started(self, store: LocalStore) -> None:
         try:
-            replay_spills(store)
-        except StoreError as exc:  # the store is busy: the files wait for the next run
+            self._spills_quarantined = replay_spills(store).quarantined
+        except Exception as exc:  # the store is busy: the files wait for the next run
             _log.warning("runstream: spilled batches not replayed yet: %s", exc)
         params, inputs, outputs = store.existing_names(self._key.run_id)
         self._parameter_names = params
@@ -618,6 +636,7 @@ class Run:
             "InProgress",
             started=time.time(),
             world_size=world_size(),
+            defer=True,  # a full or read-only store: written with the first batch it takes
         )
 
     def _make_flusher(self) -> Flusher:
@@ -631,6 +650,7 @@ class Run:
             flush_interval=self._flush_interval,
             high_water=max(1, self._capacity // 2),
             final_timeout=self._close_timeout,
+            spills_quarantined=self._spills_quarantined,
         )
 
     def _record_outcome(self, exc: BaseException | None) -> None:
@@ -650,13 +670,20 @@ class Run:
 
     def _report_leftovers(self, flusher: Flusher) -> None:
         """Once the flusher has stopped: say what the store did not take, and where it is."""
-        if flusher.pending_points or flusher.files_pending or flusher.points_spilled:
+        if (
+            flusher.pending_points
+            or flusher.files_pending
+            or flusher.points_spilled
+            or flusher.points_lost
+        ):
             stats = self.stats
             warnings.warn(
                 f"runstream: closing run {self.run_name!r}: the store did not take everything "
                 f"within {self._close_timeout}s: {stats.points_spilled} points spilled to "
-                f"{self._store_path / 'spill'} (written by the next run), "
-                f"{stats.points_pending} points and {stats.files_pending} files not written; "
+                f"{self._store_path / 'spill'} or, where that disk would not take them, "
+                f"{fallback_dir(self._store_path)} (written by the next run), "
+                f"{stats.points_pending} points and {stats.files_pending} files not written, "
+                f"{stats.points_lost} points lost; "
                 f"last error: {stats.last_error}",
                 RuntimeWarning,
                 stacklevel=4,
@@ -740,45 +767,6 @@ class Run:
         if self._store is not None:
             self._store.close()
             self._store = None
-
-
-def _parameter_value(name: str, value: object) -> ParameterValue:
-    """Numbers stay numbers (NaN/inf kept, with a warning); anything else becomes ``str``."""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        number = float(value)
-        if not math.isfinite(number):
-            warnings.warn(
-                f"parameter {name!r} is {number}; runstream keeps it (the official SDK drops it)",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-        return number
-    text = value if isinstance(value, str) else str(value)
-    if len(text) > _MAX_STRING_PARAMETER_LEN:
-        raise ValueError(
-            f"parameter {name!r} is {len(text)} characters long; a string parameter holds at "
-            f"most {_MAX_STRING_PARAMETER_LEN} (the service's limit)"
-        )
-    return text
-
-
-def _check_extra_args(extra_args: object) -> dict[str, Any]:
-    """``log_file(extra_args=)``: boto3's ``upload_file`` ExtraArgs, checked at the call."""
-    if not isinstance(extra_args, Mapping) or not all(isinstance(k, str) for k in extra_args):
-        raise TypeError(
-            f"extra_args must be a dict of S3 upload arguments (boto3's ExtraArgs), got "
-            f"{extra_args!r}"
-        )
-    unknown = sorted(set(extra_args) - S3_UPLOAD_ARGS)
-    if unknown:
-        raise ValueError(
-            f"extra_args {unknown} are not S3 upload arguments; allowed: {sorted(S3_UPLOAD_ARGS)}"
-        )
-    return dict(extra_args)
 
 
 def current_run() -> Run | None:

@@ -12,6 +12,11 @@ of points, and a reader merges chunks exactly. Every write is one ``BEGIN IMMEDI
 transaction, so several processes can write the same run: SQLite serializes them, the
 busy timeout waits instead of failing with "database is locked", and a killed writer
 leaves the last committed flush intact.
+
+The store notices when its database file is deleted or replaced while open (its file
+identity, device and inode, changes): it warns, creates the database anew, puts back the
+experiments, runs and workers this connection knows, and bumps :attr:`LocalStore.generation`
+so that a flusher knows what it wrote before is gone (``points_lost``).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import random
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,7 +50,7 @@ from .._core._records import (
     Stragglers,
     WorkerRecord,
 )
-from ._schema import DB_NAME, migrate
+from ._schema import DB_NAME, SCHEMA_VERSION, migrate
 
 if TYPE_CHECKING:
     from .._core._aggregate import StepStats
@@ -57,16 +63,19 @@ _log = logging.getLogger("runstream")
 # a stuck lock. The flusher then keeps its batch and retries later (nothing is lost), and
 # closing a run stays bounded.
 _BUSY_TIMEOUT_MS = 10_000
+#: SQLite page size of a new store, and the WAL policy (see benchmarks/bench_store_pages.py).
+PAGE_SIZE = 4096
+WAL_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default: a checkpoint per ~4 MiB of WAL
+WAL_SIZE_LIMIT = 4 << 20  # bytes the WAL file is truncated to after a checkpoint
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Will retrying help? A locked, busy, full or failing disk: yes. A batch the schema
-    refuses (a constraint, a value SQLite cannot bind): no, retrying it would block every
-    later write."""
-    cause = exc.__cause__ if isinstance(exc, StoreError) else exc
-    return not isinstance(
-        cause, sqlite3.IntegrityError | sqlite3.InterfaceError | sqlite3.ProgrammingError
-    )
+    """Will retrying help? A locked or busy database, a full, read-only or failing disk
+    (SQLite's OperationalError, an OSError): yes. Anything else is about the data (a
+    constraint, a type or an integer SQLite cannot bind, text it cannot encode): no,
+    retrying it would block every later write, so the flusher isolates and sets it aside."""
+    cause = exc.__cause__ if isinstance(exc, StoreError) and exc.__cause__ else exc
+    return isinstance(cause, sqlite3.OperationalError | OSError)
 
 
 def default_store_path() -> Path:
@@ -88,6 +97,20 @@ class LocalStore:
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = resolve_store_path(path)
         self.artifact_dir = self.path / "artifacts"
+        self._lock = threading.RLock()
+        self._metric_ids: dict[tuple[int, str], int] = {}
+        self._conflicts_warned: set[tuple[int, str]] = set()
+        #: Incremented each time the database had vanished and was created anew.
+        self.generation = 0
+        #: Damaged chunks and summaries readers skipped (each with a warning).
+        self.damaged_chunks = 0
+        # What this connection created or loaded, to put back into a recreated database.
+        self._known_runs: dict[int, tuple[Any, ...]] = {}
+        self._known_workers: dict[tuple[int, str], tuple[Any, ...]] = {}
+        self._deferred_status: dict[tuple[int, str], tuple[Any, ...]] = {}
+        self._connect()
+
+    def _connect(self) -> None:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(
@@ -98,20 +121,78 @@ class LocalStore:
             )
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc
-        self._lock = threading.RLock()
-        self._metric_ids: dict[tuple[int, str], int] = {}
-        self._conflicts_warned: set[tuple[int, str]] = set()
         with self._errors("open"):
-            # Chunks are blobs of up to megabytes: large pages mean far fewer overflow pages
-            # to chain and copy. Only takes effect when the database is created.
-            self._db.execute("PRAGMA page_size = 65536")
+            # Page size and checkpoint policy were chosen by measurement (see
+            # benchmarks/bench_store_pages.py): a flush rewrites a few small pages (summaries,
+            # b-tree nodes) and appends its chunk blobs, so small pages keep the WAL bytes per
+            # flush near the data's size. The page size only takes effect when the database
+            # is created; the WAL is truncated back to a bounded size after checkpoints.
+            self._db.execute(f"PRAGMA page_size = {PAGE_SIZE}")
             self._enable_wal()
+            self._db.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+            self._db.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
             self._db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             # NORMAL in WAL mode: a committed flush survives a process crash; only an OS
             # crash can lose the last transactions, and never corrupts the database.
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.execute("PRAGMA foreign_keys = ON")
             self._migrate()
+        self._identity = self._file_identity()
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path / DB_NAME)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def _check_identity(self) -> None:
+        """Before each write: is the database still the file this connection opened? A
+        deleted (or replaced) one would swallow every later write without an error."""
+        if self._file_identity() == self._identity:
+            return
+        _log.warning(
+            "runstream: the store's database %s was deleted or replaced while in use; "
+            "creating it anew from what is still pending (data written before is lost)",
+            self.path / DB_NAME,
+        )
+        with contextlib.suppress(sqlite3.Error):
+            self._db.close()
+        self._metric_ids.clear()
+        self._connect()
+        self.generation += 1
+        with self._errors("restore runs"):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._restore(self._db)
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+
+    def _restore(self, db: sqlite3.Connection) -> None:
+        """Put back the runs (with their ids: batches carry them) and workers known here."""
+        for run_id, (experiment, exp_display, name, display, tags, created) in list(
+            self._known_runs.items()
+        ):
+            experiment_id = None
+            if experiment is not None:
+                db.execute(
+                    "INSERT OR IGNORE INTO experiments(name, display_name, tags, created) "
+                    "VALUES (?, ?, NULL, ?)",
+                    (experiment, exp_display or experiment, created),
+                )
+                experiment_id = db.execute(
+                    "SELECT id FROM experiments WHERE name = ?", (experiment,)
+                ).fetchone()[0]
+            db.execute(
+                "INSERT OR IGNORE INTO runs(id, experiment_id, name, display_name, tags, "
+                "created) VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, experiment_id, name, display, tags, created),
+            )
+        for row in self._known_workers.values():
+            db.execute(_UPSERT_WORKER, row)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -144,6 +225,7 @@ class LocalStore:
         With :meth:`query`, the package-internal API of the store: the sync journal of the
         remote backends keeps its tables in the same database through these two."""
         with self._lock, self._errors(action):
+            self._check_identity()
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -158,8 +240,21 @@ class LocalStore:
                 raise
 
     def _migrate(self) -> None:
-        with self.transaction("create schema") as db:
-            migrate(db, self.path)
+        # Read first: a store at the current version needs no write to open (a full or
+        # read-only disk must not stop a run from starting).
+        with contextlib.suppress(sqlite3.OperationalError):  # no meta table yet
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is not None and row[0] == str(SCHEMA_VERSION):
+                return
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                migrate(self._db, self.path)
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
 
     def close(self) -> None:
         with self._lock:
@@ -219,9 +314,18 @@ class LocalStore:
                 (experiment_id, run_name, display_name or run_name, _tags(tags), time.time()),
             )
             row = db.execute(
-                "SELECT id FROM runs WHERE name = ? AND experiment_id IS ?",
+                "SELECT id, display_name, tags, created FROM runs "
+                "WHERE name = ? AND experiment_id IS ?",
                 (run_name, experiment_id),
             ).fetchone()
+        self._known_runs[int(row[0])] = (
+            experiment_name,
+            experiment_display_name,
+            run_name,
+            row[1],
+            row[2],
+            row[3],
+        )
         return RunKey(int(row[0]), experiment_name, run_name)
 
     def find_run(self, experiment_name: str | None, run_name: str) -> RunKey:
@@ -246,31 +350,29 @@ class LocalStore:
         started: float | None = None,
         ended: float | None = None,
         world_size: int | None = None,
+        defer: bool = False,
     ) -> None:
-        """Record a worker's status; ``started`` keeps its first value, as the SDK's start."""
+        """Record a worker's status; ``started`` keeps its first value, as the SDK's start.
+
+        With ``defer``, a store that cannot be written now (full, read-only, locked) keeps
+        the status and writes it with the next batch instead of raising: a run starts on a
+        full disk, and its data waits in memory or in spills."""
         now = time.time()
-        with self.transaction("set status") as db:
-            db.execute(
-                "INSERT INTO workers(run_id, worker, status, message, started, ended, "
-                "heartbeat, host, pid, world_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT(run_id, worker) DO UPDATE SET status = excluded.status, "
-                "message = excluded.message, started = coalesce(started, excluded.started), "
-                "ended = excluded.ended, heartbeat = excluded.heartbeat, "
-                "host = excluded.host, pid = excluded.pid, "
-                "world_size = coalesce(excluded.world_size, world_size)",
-                (
-                    run_id,
-                    worker,
-                    status,
-                    message,
-                    started,
-                    ended,
-                    now,
-                    _HOST,
-                    os.getpid(),
-                    world_size,
-                ),
+        row = (run_id, worker, status, message, started, ended, now, _HOST, os.getpid(), world_size)
+        try:
+            with self.transaction("set status") as db:
+                db.execute(_UPSERT_WORKER, row)
+        except StoreError as exc:
+            if not (defer and is_transient(exc)):
+                raise
+            _log.warning(
+                "runstream: worker status %r not written yet (%s); kept for later", status, exc
             )
+            self._deferred_status[(run_id, worker)] = row
+        known = self._known_workers.get((run_id, worker))
+        if known is not None and started is None:  # keep the first start, as the store does
+            row = (*row[:4], known[4], *row[5:])
+        self._known_workers[(run_id, worker)] = row
 
     def existing_names(self, run_id: int) -> tuple[set[str], set[str], set[str]]:
         """Parameter names and input/output artifact names already in a run."""
@@ -296,6 +398,9 @@ class LocalStore:
         """Write one flush atomically: all of it or, on error, none of it."""
         now = time.time()
         with self.transaction("write batch") as db:
+            deferred = self._deferred_status.get((batch.run_id, batch.worker))
+            if deferred is not None:
+                db.execute(_UPSERT_WORKER, deferred)
             db.execute(
                 "UPDATE workers SET heartbeat = ? WHERE run_id = ? AND worker = ?",
                 (now, batch.run_id, batch.worker),
@@ -332,6 +437,7 @@ class LocalStore:
                 )
             if batch.metrics:
                 self._write_metrics(db, batch, now)
+        self._deferred_status.pop((batch.run_id, batch.worker), None)
 
     def _warn_conflicts(self, db: sqlite3.Connection, batch: Batch) -> None:
         """Two workers giving one parameter different values is reported, never hidden."""
@@ -356,39 +462,108 @@ class LocalStore:
 
     def _write_metrics(self, db: sqlite3.Connection, batch: Batch, now: float) -> None:
         ids = {name: self._metric_id(db, batch.run_id, name) for name in batch.metrics}
+        chunks = []
+        for name, stats in batch.metrics.items():
+            blob = _aggregate.encode(stats)
+            first, last = int(stats.step[0]), int(stats.step[-1])
+            chunks.append(
+                (ids[name], batch.worker, stats.points, first, last, blob, now, _crc(blob))
+            )
         db.executemany(
             "INSERT INTO chunks(metric_id, worker, points, first_step, last_step, data, "
-            "created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    ids[name],
-                    batch.worker,
-                    stats.points,
-                    int(stats.step[0]),
-                    int(stats.step[-1]),
-                    _aggregate.encode(stats),
-                    now,
-                )
-                for name, stats in batch.metrics.items()
-            ],
+            "created, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            chunks,
         )
         marks = ",".join("?" * len(ids))
-        old = {
-            metric_id: _aggregate.decode(blob)
-            for metric_id, blob in db.execute(
-                "SELECT metric_id, data FROM summaries WHERE worker = ? "
-                f"AND metric_id IN ({marks})",
-                (batch.worker, *ids.values()),
-            )
-        }
+        names = {metric_id: name for name, metric_id in ids.items()}
+        old: dict[int, StepStats | None] = {}
+        for metric_id, blob, checksum in db.execute(
+            "SELECT metric_id, data, checksum FROM summaries WHERE worker = ? "
+            f"AND metric_id IN ({marks})",
+            (batch.worker, *ids.values()),
+        ):
+            try:
+                old[metric_id] = self._decode(
+                    blob,
+                    checksum,
+                    f"the summary of worker {batch.worker!r}",
+                    batch.run_id,
+                    names[metric_id],
+                )
+            except StoreError as exc:  # rebuilt below from the chunks that are intact
+                _log.warning("runstream: %s; rebuilding it from the metric's chunks", exc)
+                old[metric_id] = None
         rows = []
         for name, stats in batch.metrics.items():
-            summary = _aggregate.summarize(stats)
-            previous = old.get(ids[name])
-            if previous is not None:
-                summary = _summarize_pair(previous, summary)
-            rows.append((ids[name], batch.worker, _aggregate.encode(summary)))
-        db.executemany("INSERT OR REPLACE INTO summaries VALUES (?, ?, ?)", rows)
+            if ids[name] in old and old[ids[name]] is None:
+                summary = self._rebuild_summary(db, batch.run_id, name, ids[name], batch.worker)
+            else:
+                summary = _aggregate.summarize(stats)
+                previous = old.get(ids[name])
+                if previous is not None:
+                    summary = _summarize_pair(previous, summary)
+            blob = _aggregate.encode(summary)
+            rows.append((ids[name], batch.worker, blob, _crc(blob)))
+        db.executemany(
+            "INSERT OR REPLACE INTO summaries(metric_id, worker, data, checksum) "
+            "VALUES (?, ?, ?, ?)",
+            rows,
+        )
+
+    def _rebuild_summary(
+        self, db: sqlite3.Connection, run_id: int, name: str, metric_id: int, worker: str
+    ) -> StepStats:
+        rows = db.execute(
+            "SELECT id, data, checksum FROM chunks WHERE metric_id = ? AND worker = ? ORDER BY id",
+            (metric_id, worker),
+        ).fetchall()
+        return _aggregate.summarize(_aggregate.combine(self._decode_chunks(rows, run_id, name)))
+
+    # -- damaged blobs ----------------------------------------------------------------------
+
+    def _decode(
+        self, blob: bytes, checksum: int | None, what: str, run_id: int, name: str
+    ) -> StepStats:
+        """A stored blob decoded, or a StoreError naming the run and the metric: its
+        checksum does not match (a flipped bit), or it cannot be decoded at all."""
+        problem = None
+        if checksum is not None and _crc(blob) != checksum:
+            problem = "its checksum does not match (the data was changed on disk)"
+        else:
+            try:
+                return _aggregate.decode(blob)
+            except Exception as exc:  # a damaged format byte or length
+                problem = f"it cannot be decoded ({exc})"
+        raise StoreError(
+            f"damaged data in the store at {self.path / DB_NAME}: {what} of metric {name!r} "
+            f"in {self._run_label(run_id)}: {problem}"
+        )
+
+    def _run_label(self, run_id: int) -> str:
+        row = self._db.execute(
+            "SELECT e.name, r.name FROM runs r LEFT JOIN experiments e "
+            "ON e.id = r.experiment_id WHERE r.id = ?",
+            (run_id,),
+        ).fetchone()
+        if row is None:
+            return f"run id {run_id}"
+        return f"run {row[1]!r} of experiment {row[0]!r}" if row[0] else f"run {row[1]!r}"
+
+    def _decode_chunks(self, rows: Sequence[Any], run_id: int, name: str) -> list[StepStats]:
+        """Decode ``(id, data, checksum)`` rows, skipping damaged chunks with a warning."""
+        decoded = []
+        for chunk_id, blob, checksum in rows:
+            try:
+                decoded.append(self._decode(blob, checksum, f"chunk {chunk_id}", run_id, name))
+            except StoreError as exc:
+                _log.warning("runstream: %s; skipped (the other chunks are read)", exc)
+                self.damaged_chunks += 1
+        if rows and not decoded:
+            raise StoreError(
+                f"every chunk of metric {name!r} in {self._run_label(run_id)} is damaged "
+                f"(see the warnings); the store is at {self.path / DB_NAME}"
+            )
+        return decoded
 
     def _metric_id(self, db: sqlite3.Connection, run_id: int, name: str) -> int:
         key = (run_id, name)
@@ -480,9 +655,13 @@ class LocalStore:
             f"WHERE run_id IN ({temp}) ORDER BY started"
         )
         summaries = self._group(
-            "SELECT m.run_id, m.name, s.data FROM summaries s JOIN metrics m "
-            f"ON m.id = s.metric_id WHERE m.run_id IN ({temp}) ORDER BY m.id"
+            "SELECT m.run_id, m.name, s.data, s.checksum, s.worker FROM summaries s "
+            f"JOIN metrics m ON m.id = s.metric_id WHERE m.run_id IN ({temp}) ORDER BY m.id"
         )
+        with self._lock:
+            decoded = {
+                run_id: self._decode_summaries(run_id, rows) for run_id, rows in summaries.items()
+            }
         return [
             _build_record(
                 key,
@@ -490,10 +669,26 @@ class LocalStore:
                 params.get(key.run_id, []),
                 artifacts.get(key.run_id, []),
                 workers.get(key.run_id, []),
-                summaries.get(key.run_id, []),
+                decoded.get(key.run_id, []),
             )
             for key in keys
         ]
+
+    def _decode_summaries(self, run_id: int, rows: list[Any]) -> list[tuple[str, StepStats]]:
+        """A run's metric summaries; a damaged one is left out of the record, with a
+        warning naming the run and the metric."""
+        decoded = []
+        for name, blob, checksum, worker in rows:
+            try:
+                summary = self._decode(
+                    blob, checksum, f"the summary of worker {worker!r}", run_id, str(name)
+                )
+            except StoreError as exc:
+                _log.warning("runstream: %s; left out of the run's record", exc)
+                self.damaged_chunks += 1
+                continue
+            decoded.append((str(name), summary))
+        return decoded
 
     def _group(self, sql: str) -> dict[int, list[Any]]:
         grouped: dict[int, list[Any]] = {}
@@ -540,11 +735,12 @@ class LocalStore:
 
     def step_stats(self, run_id: int, name: str, worker: str | None = None) -> StepStats:
         """A metric's step statistics merged over chunks (and workers, unless one is named)."""
-        sql, args = self._chunks_query("c.data", run_id, name, worker)
-        blobs = self.query(sql + " ORDER BY c.id", args)
-        if not blobs:
+        sql, args = self._chunks_query("c.id, c.data, c.checksum", run_id, name, worker)
+        rows = self.query(sql + " ORDER BY c.id", args)
+        if not rows:
             raise RunNotFoundError(f"run {run_id} has no metric named {name!r}")
-        return _aggregate.combine([_aggregate.decode(b[0]) for b in blobs])
+        with self._lock:
+            return _aggregate.combine(self._decode_chunks(rows, run_id, name))
 
     def series(self, run_id: int, name: str, worker: str | None = None) -> Series:
         return Series(name, self.step_stats(run_id, name, worker))
@@ -552,15 +748,18 @@ class LocalStore:
     def worker_series(self, run_id: int, name: str) -> dict[str, Series]:
         """A metric's series for each worker that logged it (the per-worker view)."""
         rows = self.query(
-            "SELECT c.worker, c.data FROM chunks c JOIN metrics m ON m.id = c.metric_id "
+            "SELECT c.worker, c.id, c.data, c.checksum FROM chunks c "
+            "JOIN metrics m ON m.id = c.metric_id "
             "WHERE m.run_id = ? AND m.name = ? ORDER BY c.id",
             (run_id, name),
         )
         if not rows:
             raise RunNotFoundError(f"run {run_id} has no metric named {name!r}")
-        parts: dict[str, list[StepStats]] = {}
-        for worker, blob in rows:
-            parts.setdefault(str(worker), []).append(_aggregate.decode(blob))
+        by_worker: dict[str, list[Any]] = {}
+        for worker, *chunk in rows:
+            by_worker.setdefault(str(worker), []).append(chunk)
+        with self._lock:
+            parts = {w: self._decode_chunks(c, run_id, name) for w, c in by_worker.items()}
         return {w: Series(name, _aggregate.combine(p)) for w, p in sorted(parts.items())}
 
     def stragglers(self, run_id: int, name: str) -> Stragglers:
@@ -569,6 +768,22 @@ class LocalStore:
 
 
 _HOST = os.uname().nodename if hasattr(os, "uname") else "localhost"
+
+
+def _crc(blob: bytes) -> int:
+    """The checksum stored beside each metric blob (CRC-32: every flipped bit shows)."""
+    return zlib.crc32(blob)
+
+
+_UPSERT_WORKER = (
+    "INSERT INTO workers(run_id, worker, status, message, started, ended, "
+    "heartbeat, host, pid, world_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT(run_id, worker) DO UPDATE SET status = excluded.status, "
+    "message = excluded.message, started = coalesce(started, excluded.started), "
+    "ended = excluded.ended, heartbeat = excluded.heartbeat, "
+    "host = excluded.host, pid = excluded.pid, "
+    "world_size = coalesce(excluded.world_size, world_size)"
+)
 
 
 def _tags(tags: Sequence[dict[str, str]] | dict[str, str] | None) -> bytes | None:
@@ -689,8 +904,8 @@ def _build_record(
     sizes = [int(row[-1]) for row in workers if row[-1] is not None]
     world_size = max(sizes) if sizes else None
     by_metric: dict[str, list[StepStats]] = {}
-    for name, blob in summaries:
-        by_metric.setdefault(str(name), []).append(_aggregate.decode(blob))
+    for name, summary in summaries:
+        by_metric.setdefault(name, []).append(summary)
     metrics = {}
     for name, rows in by_metric.items():
         merged = rows[0]

@@ -6,7 +6,9 @@ idempotent (``IF NOT EXISTS``), so a store half-created by a killed process is c
 
 Versions: 1, the data tables; 2, the sync tables (until then created by the SageMaker
 backend on first use, outside the version); 3, the graphs of ``log_precision_recall`` and
-the like, and their sync state.
+the like, and their sync state; 4, a CRC-32 ``checksum`` of each metric blob
+(``chunks.data``, ``summaries.data``). Blobs written before version 4 have a NULL checksum
+and are read as before; a blob whose checksum does not match is reported as damaged.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = ("DB_NAME", "SCHEMA_VERSION", "migrate")
 
 DB_NAME = "runstream.db"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _DATA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -182,8 +184,20 @@ CREATE TABLE IF NOT EXISTS sync_graphs (
 )
 """
 
+# Version 4: checksums of the metric blobs. ALTER TABLE has no IF NOT EXISTS: each column
+# is added only where it is missing (see _add_columns).
+_CHECKSUMS = {"chunks": "checksum INTEGER", "summaries": "checksum INTEGER"}
+
 # What each version adds to the one before it.
-_STEPS = {1: _DATA, 2: _SYNC, 3: _GRAPHS}
+_STEPS: dict[int, str | dict[str, str]] = {1: _DATA, 2: _SYNC, 3: _GRAPHS, 4: _CHECKSUMS}
+
+
+def _add_columns(db: sqlite3.Connection, columns: dict[str, str]) -> None:
+    for table, column in columns.items():
+        name = column.split()[0]
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if name not in present:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
 
 
 def migrate(db: sqlite3.Connection, path: Path) -> None:
@@ -200,7 +214,11 @@ def migrate(db: sqlite3.Connection, path: Path) -> None:
         # Every statement is idempotent: a version-1 store may already hold sync tables
         # that an older SageMaker backend created outside the version.
         if step > version or step == 1:
-            for statement in _STEPS[step].split(";"):
+            change = _STEPS[step]
+            if isinstance(change, dict):
+                _add_columns(db, change)
+                continue
+            for statement in change.split(";"):
                 if statement.strip():
                     db.execute(statement)
     db.execute(

@@ -43,6 +43,7 @@ import numpy as np
 from .._core._downsample import downsample, window
 from .._core._exceptions import RunNotFoundError
 from .._run._analytics import read_runs, select_best
+from .._run._validate import is_media_type
 from .._store import run_graphs
 
 if TYPE_CHECKING:
@@ -165,7 +166,12 @@ class Api:
         path = self._stored_path(artifact)
         if path is None:
             raise ApiError(404, f"artifact {name!r} is {artifact.value!r}, not a stored file")
-        return StoredFile(path, name, artifact.media_type or "application/octet-stream")
+        # Stores written before media types were checked may hold anything: only a value of
+        # a media type's shape is sent as one.
+        media_type = artifact.media_type
+        if not is_media_type(media_type):
+            media_type = "application/octet-stream"
+        return StoredFile(path, name, media_type)
 
     def _stored_path(self, artifact: Artifact) -> Path | None:
         # The path is rebuilt from a validated hash, never taken from the stored value, so

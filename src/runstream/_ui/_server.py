@@ -3,13 +3,18 @@
 A :class:`http.server.ThreadingHTTPServer` serves the single-page app in ``static/`` and the
 JSON API of :mod:`runstream._ui._api`. It binds 127.0.0.1 unless told otherwise, and
 answers only requests whose ``Host`` names the address it serves (a web page elsewhere
-cannot reach it by DNS rebinding). Stored files are sent with a sandboxing
-``Content-Security-Policy``, so a logged HTML file cannot script the dashboard.
+cannot reach it by DNS rebinding); a ``Host`` that cannot be parsed is a 400. Stored files
+are sent with a sandboxing ``Content-Security-Policy``, so a logged HTML file cannot script
+the dashboard, and only a media type of RFC 6838's shape goes into their ``Content-Type``
+(anything else is sent as ``application/octet-stream``): no stored value can add a header.
+A client that disconnects, or sends half a request and stops, is dropped quietly.
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
+import socket
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +25,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import msgspec
 
 from .._core._exceptions import RunstreamError
+from .._run._validate import is_media_type
 from ._api import Api, ApiError
 
 if TYPE_CHECKING:
@@ -40,6 +46,27 @@ STATIC_FILES = {
 }
 _LOCAL_NAMES = {"127.0.0.1", "localhost", "::1"}
 _json = msgspec.json.Encoder()
+_log = logging.getLogger("runstream")
+#: Seconds a client may take to send its request (and to read the answer) before it is
+#: dropped: half-sent requests never hold a thread for long.
+_CLIENT_TIMEOUT = 30.0
+
+
+class _Server(ThreadingHTTPServer):
+    """A deeper listen backlog than the standard library's 5: fifty clients connecting at
+    once are queued by the kernel, not refused into a second-long SYN retry."""
+
+    request_queue_size = 128
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (reset, broken pipe, timed out) is no error to print."""
+        import sys
+
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError | socket.timeout):
+            return
+        _log.exception("runstream ui: error serving %s", client_address)
 
 
 def static_text(name: str) -> str:
@@ -59,8 +86,7 @@ class Dashboard:
         self.api = Api(store)
         self.host = host
         handler = type("Handler", (_Handler,), {"api": self.api, "allowed": _allowed(host)})
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), handler)
         self.port = int(self._server.server_address[1])
         self._thread: threading.Thread | None = None
 
@@ -104,10 +130,19 @@ class _Handler(BaseHTTPRequestHandler):
     allowed: ClassVar[set[str] | None]
     server_version = "runstream-ui"
     protocol_version = "HTTP/1.1"
+    timeout = _CLIENT_TIMEOUT
 
     def do_GET(self) -> None:
-        url = urlsplit(self.path)
-        if not self._host_ok():
+        try:
+            url = urlsplit(self.path)
+        except ValueError:
+            self._send_json(HTTPStatus.BAD_REQUEST, {"error": "malformed request target"})
+            return
+        host = self._host()
+        if host is None:
+            self._send_json(HTTPStatus.BAD_REQUEST, {"error": "malformed Host header"})
+            return
+        if self.allowed is not None and host not in self.allowed:
             self._send_json(HTTPStatus.FORBIDDEN, {"error": "unexpected Host header"})
             return
         query = dict(parse_qsl(url.query))
@@ -125,11 +160,17 @@ class _Handler(BaseHTTPRequestHandler):
         except RunstreamError as exc:
             self._send_json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": str(exc)})
 
-    def _host_ok(self) -> bool:
-        if self.allowed is None:
-            return True
-        host = urlsplit(f"//{self.headers.get('Host', '')}").hostname or ""
-        return host in self.allowed
+    def _host(self) -> str | None:
+        """The host name of the ``Host`` header ("" when absent), None when malformed."""
+        value = self.headers.get("Host", "")
+        try:
+            parsed = urlsplit(f"//{value}")
+            parsed.port  # noqa: B018 -- raises on a port that is not a number
+        except ValueError:  # "[::1", "host:port:x", "host:99999"
+            return None
+        if parsed.path or parsed.query or parsed.fragment or parsed.username is not None:
+            return None
+        return parsed.hostname or ""
 
     def _send_json(self, status: HTTPStatus, body: Any) -> None:
         data = _json.encode(body)
@@ -152,7 +193,8 @@ class _Handler(BaseHTTPRequestHandler):
         stored = self.api.file(query)
         size = stored.path.stat().st_size
         self.send_response(HTTPStatus.OK)
-        self.send_header("Content-Type", stored.media_type)
+        media_type = stored.media_type if is_media_type(stored.media_type) else None
+        self.send_header("Content-Type", media_type or "application/octet-stream")
         self.send_header("Content-Length", str(size))
         disposition = "attachment" if query.get("download") else "inline"
         self.send_header(
