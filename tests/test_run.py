@@ -9,6 +9,7 @@ import pickle
 import re
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -258,7 +259,7 @@ def test_artifacts_are_capped_at_30_per_direction_with_the_sdk_message(
     assert getattr(record.artifacts, direction)["a0"].value == "s3://b/0"
     assert list(getattr(record.artifacts, other)) == ["other-way"]
     # The cap holds for the run, not for this Run object: continuing it keeps counting.
-    with Run("exp", "run", store=store) as again, pytest.raises(ValueError, match=message):
+    with load_run("run", "exp", store=store) as again, pytest.raises(ValueError, match=message):
         again.log_artifact("a31", "s3://b/31", is_output=is_output)
 
 
@@ -590,7 +591,9 @@ def test_a_run_with_existing_names_continues(store: str) -> None:
         first.log_metric("loss", 2.0, step=1)
         first.log_artifact("data", "s3://b/one")
     started = first.record().start_time
-    with Run("exp", "run", store=store) as second:
+    with pytest.warns(runstream.RunContinuedWarning):
+        second = Run("exp", "run", store=store)
+    with second:
         second.log_parameter("lr", 0.05)
         second.log_metric("loss", 1.0, step=2)
         second.flush()
@@ -706,3 +709,24 @@ def test_no_thread_outlives_the_run(store: str, tmp_path: Path) -> None:
             run.log_file(str(source))
             assert len(set(threading.enumerate()) - before) >= 1  # the flusher
     assert set(threading.enumerate()) == before
+
+
+def test_continuing_an_ended_run_warns_once_naming_it(store: str) -> None:
+    with Run("quick", "baseline", store=store) as run:
+        run.log_metric("loss", 1.0, step=0)
+    with pytest.warns(runstream.RunContinuedWarning) as caught:
+        again = Run("quick", "baseline", store=store)
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert "run 'baseline' of experiment 'quick' already ended (Completed" in message
+    assert "Run('quick', 'baseline-2')" in message
+    assert "load_run('baseline', 'quick')" in message
+    with again:  # entering says nothing more
+        again.log_metric("loss", 3.0, step=0)
+    # On purpose: load_run continues without a word, and so does a run still in progress.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with runstream.load_run("baseline", "quick", store=store):
+            pass
+        with Run("quick", "fresh", store=store):
+            Run("quick", "fresh", store=store)  # another worker joining a live run

@@ -116,8 +116,8 @@ def test_runs_are_created_once_and_loaded_after(store: str) -> None:
     ("experiment", "run", "message"),
     [
         ("exp", "nope", "no run named 'nope' in experiment 'exp'"),
-        ("nope", "run", "no run named 'run' in experiment 'nope'"),
-        (None, "nope", "no run named 'nope' in unassigned runs"),
+        ("nope", "run", "no experiment named 'nope'"),
+        (None, "nope", "no run named 'nope' in the unassigned runs"),
     ],
 )
 def test_finding_a_missing_run_names_it(

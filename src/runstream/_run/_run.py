@@ -27,12 +27,13 @@ import msgspec
 from .._backends import Sender, job_run, open_senders, resolve_backend
 from .._core import _names
 from .._core._environment import (
+    default_worker,
     exported_identity,
     run_from_environment,
     worker_identity,
     world_size,
 )
-from .._core._exceptions import FlushTimeoutError, StoreError
+from .._core._exceptions import FlushTimeoutError, RunContinuedWarning, StoreError
 from .._core._ingest import Ingest, PendingFile
 from .._core._records import Artifact, ParameterValue, RunRecord, RunStats, Series, Stragglers
 from .._flush._flusher import Flusher
@@ -47,6 +48,9 @@ __all__ = ("Flush", "Run", "current_run", "load_run")
 
 _log = logging.getLogger("runstream")
 _current: ContextVar[Run | None] = ContextVar("runstream_current_run", default=None)
+
+# Set while load_run constructs the Run it returns: loading a run continues it on purpose.
+_loading: ContextVar[bool] = ContextVar("runstream_loading_run", default=False)
 
 _OUTSIDE_CONTEXT = "This method should be called inside context of 'with' statement."
 _MAX_PARAMETERS = 300
@@ -163,6 +167,8 @@ class Run:
             tags=tags,
             experiment_display_name=experiment_display_name,
         )
+        if not _loading.get():
+            _warn_if_continued(self._store, self._key, self.worker, named=worker is not None)
         self._init_logging_state()
         self._in_load = False
 
@@ -748,6 +754,35 @@ def current_run() -> Run | None:
     return _current.get()
 
 
+def _warn_if_continued(store: LocalStore, key: RunKey, worker: str, *, named: bool) -> None:
+    """``Run(...)`` of a run that already ended says so, once, and how to start anew.
+
+    A script started again (a new process, so a new ``<host>-<pid>`` worker) or a worker
+    that ended there before continues the run; a new worker with a name of its own (a rank,
+    ``worker=``) joins it, as a launcher's workers do, and says nothing.
+    """
+    ended = store.ended(key.run_id)
+    if ended is None:
+        return
+    status, end, workers = ended
+    named = named or worker != default_worker()
+    if named and worker not in workers:
+        return
+    when = "" if end is None else time.strftime(" on %Y-%m-%d at %H:%M:%S", time.localtime(end))
+    where = f"of experiment {key.experiment_name!r}" if key.experiment_name else "(unassigned)"
+    fresh = store.free_run_name(key.experiment_name, key.run_name)
+    experiment = repr(key.experiment_name) if key.experiment_name else "None"
+    warnings.warn(
+        f"run {key.run_name!r} {where} already ended ({status}{when}); this Run continues "
+        "it, and what it logs merges with the earlier points (a step logged again is "
+        f"averaged with the old value). To start a new run, give it a new name, such as "
+        f"Run({experiment}, {fresh!r}), or run_name=None for a generated one; to continue "
+        f"it on purpose, use load_run({key.run_name!r}, {experiment}), which does not warn.",
+        RunContinuedWarning,
+        stacklevel=3,
+    )
+
+
 def load_run(
     run_name: str | None = None,
     experiment_name: str | None = None,
@@ -782,40 +817,44 @@ def load_run(
             "or from the environment",
             experiment_name,
         )
-    if run_name:
-        run = Run(
-            experiment_name,
-            run_name,
-            tags=tags,
-            sagemaker_session=sagemaker_session,
-            artifact_bucket=artifact_bucket,
-            artifact_prefix=artifact_prefix,
-            store=store,
-            worker=worker,
-            backend=backend,
-        )
-    elif (current := _current.get()) is not None:
-        run = current
-    elif (exported := run_from_environment()) is not None:
-        run = _announced_run(exported, sagemaker_session, store, worker, backend)
-    elif (job := job_run(sagemaker_session)) is not None:
-        run = Run(
-            *job,
-            tags=tags,
-            sagemaker_session=sagemaker_session,
-            artifact_bucket=artifact_bucket,
-            artifact_prefix=artifact_prefix,
-            store=store,
-            worker=worker,
-            backend=backend or "sagemaker",
-        )
-    elif (published := lookup_run(wait)) is not None:  # last: it may wait for rank 0
-        run = _announced_run(published, sagemaker_session, store, worker, backend)
-    else:
-        raise RuntimeError(
-            "Failed to load a Run object. Please make sure a Run object has been "
-            "initialized already."
-        )
+    token = _loading.set(True)  # loading continues a run on purpose: no warning
+    try:
+        if run_name:
+            run = Run(
+                experiment_name,
+                run_name,
+                tags=tags,
+                sagemaker_session=sagemaker_session,
+                artifact_bucket=artifact_bucket,
+                artifact_prefix=artifact_prefix,
+                store=store,
+                worker=worker,
+                backend=backend,
+            )
+        elif (current := _current.get()) is not None:
+            run = current
+        elif (exported := run_from_environment()) is not None:
+            run = _announced_run(exported, sagemaker_session, store, worker, backend)
+        elif (job := job_run(sagemaker_session)) is not None:
+            run = Run(
+                *job,
+                tags=tags,
+                sagemaker_session=sagemaker_session,
+                artifact_bucket=artifact_bucket,
+                artifact_prefix=artifact_prefix,
+                store=store,
+                worker=worker,
+                backend=backend or "sagemaker",
+            )
+        elif (published := lookup_run(wait)) is not None:  # last: it may wait for rank 0
+            run = _announced_run(published, sagemaker_session, store, worker, backend)
+        else:
+            raise RuntimeError(
+                "Failed to load a Run object. Please make sure a Run object has been "
+                "initialized already."
+            )
+    finally:
+        _loading.reset(token)
     run._in_load = True
     return run
 
