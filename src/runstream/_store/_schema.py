@@ -5,13 +5,16 @@ transaction, and refuses a store written by a newer runstream. Every statement i
 idempotent (``IF NOT EXISTS``), so a store half-created by a killed process is completed.
 
 Versions: 1, the data tables; 2, the sync tables (until then created by the SageMaker
-backend on first use, outside the version).
+backend on first use, outside the version); 3, points logged without a step keyed by
+microsecond, one per call, instead of bucketed by second (see
+:mod:`runstream._core._aggregate`): the stored keys are rewritten, nothing else changes.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .._core import _aggregate
 from .._core._exceptions import SchemaError
 
 if TYPE_CHECKING:
@@ -21,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = ("DB_NAME", "SCHEMA_VERSION", "migrate")
 
 DB_NAME = "runstream.db"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _DATA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -157,8 +160,34 @@ CREATE TABLE IF NOT EXISTS sync_uploads (
 )
 """
 
-# What each version adds to the one before it.
-_STEPS = {1: _DATA, 2: _SYNC}
+# What each version adds to the one before it (3 is a data migration: _upgrade_step_keys).
+_STEPS = {1: _DATA, 2: _SYNC, 3: ""}
+
+
+def _upgrade_step_keys(db: sqlite3.Connection) -> None:
+    """Version 2 -> 3: step-less keys from ``-(second + 1)`` to ``-(microsecond + 1)``,
+    in the chunks and summaries that hold any, and in the sync journal's positions."""
+    for table, key in (("chunks", "id"), ("summaries", "rowid")):
+        where = "first_step < 0" if table == "chunks" else "1"
+        rows = db.execute(f"SELECT {key}, data FROM {table} WHERE {where}").fetchall()
+        for rowid, blob in rows:
+            stats = _aggregate.decode(blob)
+            if not len(stats) or int(stats.step[0]) >= 0:
+                continue
+            new = _aggregate.upgrade_v2_keys(stats)
+            db.execute(
+                f"UPDATE {table} SET data = ? WHERE {key} = ?", (_aggregate.encode(new), rowid)
+            )
+            if table == "chunks":
+                db.execute(
+                    "UPDATE chunks SET first_step = ?, last_step = ? WHERE id = ?",
+                    (int(new.step[0]), int(new.step[-1]), rowid),
+                )
+    micro = "-((-{0} - 1) * 1000000 + 1)"
+    db.execute(
+        f"UPDATE sync_cursors SET round_step = {micro.format('round_step')} WHERE round_step < 0"
+    )
+    db.execute(f"UPDATE sync_items SET step = {micro.format('step')} WHERE step < 0")
 
 
 def migrate(db: sqlite3.Connection, path: Path) -> None:
@@ -178,6 +207,8 @@ def migrate(db: sqlite3.Connection, path: Path) -> None:
             for statement in _STEPS[step].split(";"):
                 if statement.strip():
                     db.execute(statement)
+        if step == 3 and 0 < version < 3:
+            _upgrade_step_keys(db)
     db.execute(
         "INSERT INTO meta VALUES ('schema_version', ?) "
         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
