@@ -3,7 +3,8 @@
 Every endpoint is a ``GET`` with query parameters (names of runs and metrics may hold any
 character, so they never go in the path). Records have the field names of
 :mod:`runstream._records`, exactly as ``runstream ... --json`` prints them; NaN and
-infinities are ``null``. Version 1; fields are only ever added.
+infinities are the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (``null`` is no
+value). Version 1; fields are only ever added.
 
 ``/api/experiments``
     ``{"store", "experiments": [ExperimentRecord], "unassigned_runs": int}``
@@ -44,6 +45,7 @@ import numpy as np
 from .._core._aggregate import key_time
 from .._core._downsample import downsample, window
 from .._core._exceptions import RunNotFoundError
+from .._core._json import jsonable
 from .._run._analytics import read_runs, select_best
 
 if TYPE_CHECKING:
@@ -92,12 +94,17 @@ class Api:
         # skips reading and merging the chunks again. A new flush changes the version.
         self._cache: OrderedDict[tuple[object, ...], StepStats] = OrderedDict()
         self._cache_lock = threading.Lock()
-        self.routes: dict[str, Callable[[Query], Any]] = {
+        endpoints: dict[str, Callable[[Query], Any]] = {
             "/api/experiments": self.experiments,
             "/api/runs": self.runs,
             "/api/run": self.run,
             "/api/series": self.series,
             "/api/best": self.best,
+        }
+        # What each route answers is plain JSON-able data with NaN and the infinities as
+        # the strings "NaN", "Infinity" and "-Infinity" (runstream._core._json).
+        self.routes: dict[str, Callable[[Query], Any]] = {
+            path: _encoded(endpoint) for path, endpoint in endpoints.items()
         }
 
     def experiments(self, query: Query) -> dict[str, Any]:
@@ -251,6 +258,13 @@ def _line(
         "max": rows.max[keep].tolist(),
     }
     return line, first_bad
+
+
+def _encoded(endpoint: Callable[[Query], Any]) -> Callable[[Query], Any]:
+    def answer(query: Query) -> Any:
+        return jsonable(endpoint(query))
+
+    return answer
 
 
 def _required(query: Query, name: str) -> str:

@@ -11,8 +11,7 @@ import html
 import time
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
+from .._core._json import dumps
 from .._core._version import VERSION
 from .._run._analytics import read_runs
 from ._api import series_lines
@@ -78,7 +77,7 @@ def build_report(
         "charts": charts,
     }
     # "</" cannot end the script element early when written as the equivalent "<\/".
-    payload = msgspec.json.encode(data).decode().replace("</", "<\\/")
+    payload = dumps(data).decode().replace("</", "<\\/")
     js = "\n".join(static_text(n) for n in ("uPlot.iife.min.js", "charts.js", "report.js"))
     css = "\n".join(static_text(n) for n in ("uPlot.min.css", "app.css"))
     return _TEMPLATE.format(title=html.escape(title), css=css, data=payload, js=js)
