@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from runstream._core import _aggregate
+from runstream._core._records import Series
 
 if TYPE_CHECKING:
     from runstream._core._aggregate import StepStats
@@ -37,8 +38,16 @@ class Expected:
     last_ts: float
 
 
-def bucket(step: int, ts: float) -> int:
-    return step if step >= 0 else -(math.floor(ts) + 1)
+def keys_of(points: list[tuple[int, float, float]]) -> list[int]:
+    """Each point's key: its step, or one microsecond of its own (in logging order)."""
+    keys, last = [], -1
+    for step, _, ts in points:
+        if step >= 0:
+            keys.append(step)
+        else:
+            last = max(math.floor(ts * 1e6), last + 1)
+            keys.append(-(last + 1))
+    return keys
 
 
 def expected_of(values: list[float], timestamps: list[float]) -> Expected:
@@ -59,8 +68,8 @@ def expected_of(values: list[float], timestamps: list[float]) -> Expected:
 def oracle(points: list[tuple[int, float, float]]) -> dict[int, Expected]:
     """Per step (bucketed), from (step, value, timestamp) in logging order."""
     groups: dict[int, tuple[list[float], list[float]]] = {}
-    for step, value, ts in points:
-        values, stamps = groups.setdefault(bucket(step, ts), ([], []))
+    for key, (_, value, ts) in zip(keys_of(points), points, strict=True):
+        values, stamps = groups.setdefault(key, ([], []))
         values.append(value)
         stamps.append(ts)
     return {step: expected_of(*groups[step]) for step in sorted(groups)}
@@ -75,12 +84,16 @@ def stamped(points: list[Point]) -> list[tuple[int, float, float]]:
     return out
 
 
-def stats_of(points: list[tuple[int, float, float]]) -> StepStats:
-    """What the ingest does with a drained buffer: bucket, then group."""
+def stats_of(points: list[tuple[int, float, float]], keys: list[int] | None = None) -> StepStats:
+    """What the ingest does with drained buffers: key the step-less points, then group
+    (``keys``: one drain's share of the keys that draining the metric gave them)."""
     steps = np.array([p[0] for p in points], dtype=np.int64)
     values = np.array([p[1] for p in points], dtype=np.float64)
     timestamps = np.array([p[2] for p in points], dtype=np.float64)
-    _aggregate.time_bucket_steps(steps, timestamps)
+    if keys is None:
+        _aggregate.time_keys(steps, timestamps)
+    else:
+        steps = np.array(keys, dtype=np.int64)
     return _aggregate.from_points(steps, values, timestamps)
 
 
@@ -124,8 +137,9 @@ def test_flushes_merge_exactly(points: list[Point], data: st.DataObject) -> None
     cuts = sorted(
         data.draw(st.sets(st.integers(1, max(1, len(absolute) - 1)), max_size=len(absolute)))
     )
-    chunks = [absolute[a:b] for a, b in zip([0, *cuts], [*cuts, len(absolute)], strict=True)]
-    parts = [stats_of(chunk) for chunk in chunks if chunk]
+    bounds = list(zip([0, *cuts], [*cuts, len(absolute)], strict=True))
+    keys = keys_of(absolute)  # the ingest keys step-less points across drains
+    parts = [stats_of(absolute[a:b], keys[a:b]) for a, b in bounds if b > a]
     assert_matches(_aggregate.combine(parts), oracle(absolute))
     # Merging merged results again (a reader merging stored chunks) changes nothing.
     halves = [_aggregate.combine(parts[: len(parts) // 2 or 1]), *parts[len(parts) // 2 or 1 :]]
@@ -174,7 +188,7 @@ def test_summarize_matches_the_oracle_over_all_steps(points: list[Point]) -> Non
     absolute = stamped([(s, v, g + 0.001) for s, v, g in points])
     summary = _aggregate.summarize(stats_of(absolute))
     everything = expected_of([v for _, v, _ in absolute], [t for _, _, t in absolute])
-    max_step = max(bucket(s, t) for s, _, t in absolute)
+    max_step = max(keys_of(absolute))
     assert_matches(summary, {max_step: everything}, order_exact=False)
 
 
@@ -219,17 +233,35 @@ def test_decode_rejects_an_unknown_encoding() -> None:
 # -- points without a step ----------------------------------------------------------------
 
 
-def test_points_without_a_step_are_bucketed_per_second() -> None:
-    steps = np.array([-1, 4, -1, -1, -1], dtype=np.int64)
-    ts = np.array([BASE_TS + 0.2, BASE_TS + 0.3, BASE_TS + 0.9, BASE_TS + 1.0, 0.5])
-    _aggregate.time_bucket_steps(steps, ts)
+def test_each_point_without_a_step_is_its_own_point_in_time() -> None:
+    # One drain stamps its points alike: two step-less calls in it still stay two points.
+    steps = np.array([-1, 4, -1, -1], dtype=np.int64)
+    ts = np.array([BASE_TS + 0.25, BASE_TS + 0.25, BASE_TS + 0.25, BASE_TS + 1.5])
+    _aggregate.time_keys(steps, ts)
+    micro = int(np.floor((BASE_TS + 0.25) * 1e6))
+    later = int(np.floor((BASE_TS + 1.5) * 1e6))
+    assert steps.tolist() == [-(micro + 1), 4, -(micro + 2), -(later + 1)]
+    stats = _aggregate.from_points(steps, np.array([1.0, 9.0, 3.0, 5.0]), ts)
+    assert stats["count"].tolist() == [1, 1, 1, 1]  # nothing averaged
+    series = Series("m", stats)
+    assert series.step.tolist()[:3] == [-(micro + 1), -(micro + 2), -(later + 1)]  # in order
+    assert series.mean.tolist() == [1.0, 3.0, 5.0, 9.0]
+    assert [r.step for r in series.rows()] == [None, None, None, 4]
+    assert _aggregate.key_time(series.step[:3]).tolist() == pytest.approx(
+        [BASE_TS + 0.25, BASE_TS + 0.25, BASE_TS + 1.5], abs=1e-5
+    )
+
+
+def test_version_2_keys_become_microseconds() -> None:
     second = int(BASE_TS)
-    assert steps.tolist() == [-(second + 1), 4, -(second + 1), -(second + 2), -1]
-    stats = _aggregate.from_points(steps, np.array([1.0, 9.0, 3.0, 5.0, 7.0]), ts)
-    # Bucketed steps sort before real ones; one row per second.
-    assert stats["step"].tolist() == [-(second + 2), -(second + 1), -1, 4]
-    assert stats["count"].tolist() == [1, 2, 1, 1]
-    assert stats["sum"].tolist() == [5.0, 4.0, 7.0, 9.0]
+    old = _aggregate.from_points(
+        np.array([-(second + 2), -(second + 1), 3], dtype=np.int64),
+        np.array([5.0, 4.0, 9.0]),
+        np.array([BASE_TS + 1, BASE_TS, BASE_TS]),
+    )
+    new = _aggregate.upgrade_v2_keys(old)
+    assert new.step.tolist() == [-((second + 1) * 1_000_000 + 1), -(second * 1_000_000 + 1), 3]
+    assert new.sum.tolist() == [5.0, 4.0, 9.0]
 
 
 # -- NaN and infinities propagate ---------------------------------------------------------

@@ -7,11 +7,18 @@ test_workflow.py.)
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from _support import cli, cli_json
+import runstream
+from _support import child_env, cli, cli_json
 from runstream import Run
+from runstream._core._exceptions import StoreError
+from runstream._store import LocalStore
 
 
 @pytest.fixture
@@ -85,8 +92,8 @@ def test_runs_json_fields(capsys: pytest.CaptureFixture[str], filled: str) -> No
 def test_runs_unassigned(capsys: pytest.CaptureFixture[str], filled: str) -> None:
     runs = cli_json(capsys, "runs", "--unassigned", "--store", filled)
     assert [(r["experiment_name"], r["run_name"]) for r in runs] == [(None, "loose")]
-    # JSON has no NaN: a NaN statistic is null.
-    assert runs[0]["metrics"]["diverged"]["last"] is None
+    # JSON has no NaN: a NaN statistic is the string "NaN" (null would mean no value).
+    assert runs[0]["metrics"]["diverged"]["last"] == "NaN"
     assert runs[0]["metrics"]["diverged"]["count"] == 1
     code, text, _ = cli(capsys, "runs", "--unassigned", "--store", filled)
     assert code == 0
@@ -131,14 +138,17 @@ def test_series(capsys: pytest.CaptureFixture[str], filled: str) -> None:
 
 
 def test_delete(capsys: pytest.CaptureFixture[str], filled: str) -> None:
-    assert cli_json(capsys, "delete", "Exp", "--store", filled) == {
+    with pytest.raises(SystemExit, match="pass --yes to confirm"):  # stdin is no terminal
+        cli(capsys, "delete", "Exp", "--store", filled)
+    assert len(cli_json(capsys, "experiments", "--store", filled)) == 1
+    assert cli_json(capsys, "delete", "Exp", "--yes", "--store", filled) == {
         "experiment_name": "exp",
         "deleted_runs": 2,
     }
     assert cli_json(capsys, "experiments", "--store", filled) == []
     # The unassigned run is no experiment's: it stays.
     assert len(cli_json(capsys, "runs", "--unassigned", "--store", filled)) == 1
-    code, _text, _ = cli(capsys, "delete", "gone", "--store", filled)
+    code, _text, _ = cli(capsys, "delete", "gone", "--yes", "--store", filled)
     assert code == 1
 
 
@@ -153,10 +163,15 @@ def test_the_store_comes_from_the_environment(
     ("argv", "message"),
     [
         (["show", "exp", "missing"], "no run named 'missing' in experiment 'exp'"),
-        (["show", "nope", "first"], "no run named 'first' in experiment 'nope'"),
+        (["show", "nope", "first"], "no experiment named 'nope'"),
+        (["show", "exp", "frist"], "did you mean 'first'?"),
+        (["series", "exp", "first", "los"], "has no metric named 'los'; did you mean 'loss'?"),
+        (["series", "exp", "first", "loss", "--worker", "w9"], "no worker 'w9' logged 'loss'"),
+        (["best", "exp", "los"], "no run here has a metric named 'los'; did you mean 'loss'?"),
+        (["compare", "exp", "--metric", "nope"], "no run here has a metric named 'nope'"),
         (["runs", "nope"], "no experiment named 'nope'"),
         (["series", "exp", "first", "nope"], "has no metric named 'nope'"),
-        (["delete", "nope"], "no experiment named 'nope'"),
+        (["delete", "nope", "--yes"], "no experiment named 'nope'"),
     ],
 )
 def test_lookups_of_what_is_not_there_fail_with_a_message(
@@ -170,10 +185,10 @@ def test_lookups_of_what_is_not_there_fail_with_a_message(
 
 
 def test_runs_needs_an_experiment_or_unassigned(
-    capsys: pytest.CaptureFixture[str], store: str
+    capsys: pytest.CaptureFixture[str], filled: str
 ) -> None:
-    with pytest.raises(SystemExit, match="name an EXPERIMENT or pass --unassigned"):
-        cli(capsys, "runs", "--store", store)
+    with pytest.raises(SystemExit, match="name an EXPERIMENT, or '-' for the unassigned runs"):
+        cli(capsys, "runs", "--store", filled)
 
 
 @pytest.mark.parametrize("argv", [[], ["frobnicate"], ["show", "only-one"]])
@@ -182,3 +197,120 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]
         cli(capsys, *argv)
     assert exited.value.code == 2
     assert "usage: runstream" in capsys.readouterr().err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli(capsys, "--version")
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"runstream {runstream.__version__}"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["experiments"], ["runs", "exp"], ["show", "exp", "r"], ["compare", "exp"], ["status"]],
+)
+def test_reading_commands_never_create_a_store(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str]
+) -> None:
+    missing = tmp_path / "nowhere" / "store"
+    code, out, err = cli(capsys, *argv, "--store", str(missing))
+    assert code == 1
+    assert out == ""
+    assert f"no runstream store at {missing}" in err
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_reading_commands_open_the_store_read_only(
+    capsys: pytest.CaptureFixture[str], filled: str
+) -> None:
+    with LocalStore(filled, read_only=True) as store:
+        assert [r.experiment_name for r in store.list_experiments()] == ["exp"]
+        with pytest.raises(StoreError):
+            store.ensure_experiment("new")
+    db = Path(filled) / "runstream.db"
+    before = db.stat().st_mtime_ns
+    assert cli_json(capsys, "runs", "exp", "--store", filled)
+    assert db.stat().st_mtime_ns == before
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through permissions")
+def test_a_store_on_a_read_only_directory_can_be_read(
+    capsys: pytest.CaptureFixture[str], filled: str
+) -> None:
+    with LocalStore(filled):  # checkpoint the WAL, then forbid writes
+        pass
+    for path in (Path(filled), *Path(filled).iterdir()):
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    try:
+        assert [r["run_name"] for r in cli_json(capsys, "runs", "exp", "--store", filled)] == [
+            "first",
+            "second",
+        ]
+    finally:
+        for path in (Path(filled), *Path(filled).iterdir()):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def test_dash_names_the_unassigned_runs(capsys: pytest.CaptureFixture[str], filled: str) -> None:
+    assert [r["run_name"] for r in cli_json(capsys, "runs", "-", "--store", filled)] == ["loose"]
+
+
+def test_runs_columns(capsys: pytest.CaptureFixture[str], filled: str) -> None:
+    code, text, _ = cli(capsys, "runs", "exp", "--columns", "run,loss", "--store", filled)
+    assert code == 0
+    assert text.splitlines()[0].split() == ["run", "loss", "(last)"]
+    with pytest.raises(SystemExit, match="no column 'los'; did you mean 'loss'"):
+        cli(capsys, "runs", "exp", "--columns", "run,los", "--store", filled)
+
+
+def test_delete_one_run_and_its_files(
+    capsys: pytest.CaptureFixture[str], store: str, tmp_path: Path
+) -> None:
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"weights")
+    with Run("exp", "a", store=store) as run:
+        run.log_file(str(model))
+    with Run("exp", "b", store=store) as run:
+        run.log_metric("loss", 1.0, step=0)
+    (record,) = [
+        r for r in cli_json(capsys, "runs", "exp", "--store", store) if r["run_name"] == "a"
+    ]
+    artifact = record["artifacts"]["output"]["model.pt"]
+    assert artifact["media_type"] == "application/octet-stream"
+    stored = Path(store) / artifact["value"]
+    assert stored.is_file()
+    assert cli_json(capsys, "delete", "exp", "a", "--yes", "--store", store)["deleted_runs"] == 1
+    assert not stored.exists()
+    assert [r["run_name"] for r in cli_json(capsys, "runs", "exp", "--store", store)] == ["b"]
+
+
+def test_stat_in_any_case(capsys: pytest.CaptureFixture[str], filled: str) -> None:
+    best = cli_json(capsys, "best", "exp", "loss", "--stat", "min", "--store", filled)
+    assert best["stat"] == "Min"
+    assert best["value"] == 1.0
+
+
+def test_export_refuses_an_unknown_extension(
+    capsys: pytest.CaptureFixture[str], filled: str, tmp_path: Path
+) -> None:
+    with pytest.raises(SystemExit, match=r"cannot write \.xlsx files"):
+        cli(capsys, "export", "exp", "-o", str(tmp_path / "x.xlsx"), "--store", filled)
+    assert not (tmp_path / "x.xlsx").exists()
+
+
+def test_a_closed_pipe_ends_quietly(filled: str) -> None:
+    code = (
+        "import sys, runstream._cli as c\n"
+        "sys.exit(c.main(['runs', 'exp', '--json', '--store', sys.argv[1]]))"
+    )
+    proc = subprocess.run(
+        f'"{sys.executable}" -c "{code}" "{filled}" | head -c 1',
+        shell=True,
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+    )
+    assert "Traceback" not in proc.stderr
+    assert "BrokenPipe" not in proc.stderr

@@ -98,7 +98,7 @@ def test_export_series_as_json_lines(
     mid = [r["mean"] for r in rows if r["RunName"] == "lr-mid" and r["MetricName"] == "loss"]
     assert mid == pytest.approx(known.losses["lr-mid"])
     big = [r["mean"] for r in rows if r["RunName"] == "lr-big" and r["MetricName"] == "loss"]
-    assert big[-1] is None  # NaN is null in JSON
+    assert big[-1] == "NaN"  # JSON has no NaN: the string, apart from null and "Infinity"
 
 
 def test_export_parquet(
@@ -208,10 +208,39 @@ def test_ui_command_serves_until_interrupted(known: KnownStore) -> None:
             assert json.load(response)["experiments"][0]["experiment_name"] == EXPERIMENT
     finally:
         proc.send_signal(signal.SIGINT)
-        code = proc.wait(timeout=30)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        try:
+            code = proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:  # never leave a stray server behind
+                proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
     assert code == 0
+
+
+def test_ui_stops_on_sigint_when_started_in_the_background(known: KnownStore) -> None:
+    """A shell starts background jobs with SIGINT ignored (nohup nox -s tests &); the
+    dashboard still stops on SIGINT, and on SIGTERM."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "runstream", "ui", "--port", "0", "--store", str(known.path)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        )
+        try:
+            assert proc.stdout is not None
+            assert " at http://127.0.0.1:" in proc.stdout.readline()
+            proc.send_signal(sig)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
 
 
 def test_ui_refuses_a_bad_port(known: KnownStore) -> None:

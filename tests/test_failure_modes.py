@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 import runstream
-from runstream import Run
+from runstream import Run, load_run
 from runstream._cli import main
 from runstream._core import _aggregate
 from runstream._core._exceptions import StoreError
@@ -482,7 +482,7 @@ def test_a_version_2_store_migrates_and_its_chunks_without_checksum_still_read(
     db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     db.commit()
     db.close()
-    with Run("exp", "run", store=store) as run:
+    with load_run("run", "exp", store=store) as run:  # continued on purpose
         run.log_metric("loss", 300.0, step=2)
     assert run.series("loss").last.tolist() == [500.0, 400.0, 300.0]
     assert run.record().metrics["loss"].count == 3

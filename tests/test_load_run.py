@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from _support import run_python
-from runstream import Run, current_run, list_runs, load_run
+from runstream import Run, RunContinuedWarning, current_run, list_runs, load_run
 
 NOT_FOUND = (
     "Failed to load a Run object. Please make sure a Run object has been initialized already."
@@ -117,7 +117,9 @@ def test_a_run_exports_its_identity_while_entered_and_restores_after(
         }
     assert exported() == {}
     monkeypatch.setenv("RUNSTREAM_STORE", store)  # the user's own choice of store survives
-    with Run("exp", "run"):
+    with pytest.warns(RunContinuedWarning):
+        again = Run("exp", "run")
+    with again:
         pass
     assert exported() == {"RUNSTREAM_STORE": store}
 

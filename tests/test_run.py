@@ -9,6 +9,7 @@ import pickle
 import re
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -258,7 +259,7 @@ def test_artifacts_are_capped_at_30_per_direction_with_the_sdk_message(
     assert getattr(record.artifacts, direction)["a0"].value == "s3://b/0"
     assert list(getattr(record.artifacts, other)) == ["other-way"]
     # The cap holds for the run, not for this Run object: continuing it keeps counting.
-    with Run("exp", "run", store=store) as again, pytest.raises(ValueError, match=message):
+    with load_run("run", "exp", store=store) as again, pytest.raises(ValueError, match=message):
         again.log_artifact("a31", "s3://b/31", is_output=is_output)
 
 
@@ -431,18 +432,24 @@ def test_metrics_are_read_back_exactly(store: str) -> None:
     )
 
 
-def test_points_without_a_step_are_bucketed_by_second(store: str) -> None:
+def test_each_point_without_a_step_is_a_point_in_time_in_order(store: str) -> None:
     before = time.time()
     with Run("exp", "run", store=store) as run:
-        for value in (1.0, 2.0, 3.0):
-            run.log_metric("throughput", value)
+        run.log_metric("Final Test Loss", 0.3)  # the seed logs it twice, without a step
+        run.log_metric("Final Test Loss", 0.25)
+        run.flush()
+        run.log_metric("Final Test Loss", 0.2)
     after = time.time()
-    rows = run.series("throughput").rows()
-    assert all(row.step is None for row in rows)
-    assert sum(row.count for row in rows) == 3
+    rows = run.series("Final Test Loss").rows()
+    assert [(row.step, row.count, row.mean) for row in rows] == [
+        (None, 1, 0.3),
+        (None, 1, 0.25),
+        (None, 1, 0.2),
+    ]  # each call its own point, oldest first: no average, no made-up step
     assert all(before <= row.timestamp <= after for row in rows)
-    assert len(rows) <= math.floor(after) - math.floor(before) + 1  # one row per second
-    assert run.record().metrics["throughput"].last_step is None
+    assert [r.timestamp for r in rows] == sorted(r.timestamp for r in rows)
+    summary = run.record().metrics["Final Test Loss"]
+    assert (summary.last_step, summary.count, summary.last) == (None, 3, 0.2)
 
 
 def test_explicit_timestamps_are_kept(store: str) -> None:
@@ -451,7 +458,8 @@ def test_explicit_timestamps_are_kept(store: str) -> None:
         run.log_metric("loss", 0.5, timestamp=an_hour_ago, step=3)
         run.log_metric("loss", 0.7, timestamp=an_hour_ago.timestamp() + 1)
     series = run.series("loss")
-    assert series.step.tolist() == [-(math.floor(an_hour_ago.timestamp() + 1) + 1), 3]
+    micro = math.floor((an_hour_ago.timestamp() + 1) * 1e6)
+    assert series.step.tolist() == [-(micro + 1), 3]
     assert series.timestamp.tolist() == [an_hour_ago.timestamp() + 1, an_hour_ago.timestamp()]
     assert series.rows()[0].step is None
 
@@ -590,7 +598,9 @@ def test_a_run_with_existing_names_continues(store: str) -> None:
         first.log_metric("loss", 2.0, step=1)
         first.log_artifact("data", "s3://b/one")
     started = first.record().start_time
-    with Run("exp", "run", store=store) as second:
+    with pytest.warns(runstream.RunContinuedWarning):
+        second = Run("exp", "run", store=store)
+    with second:
         second.log_parameter("lr", 0.05)
         second.log_metric("loss", 1.0, step=2)
         second.flush()
@@ -706,3 +716,24 @@ def test_no_thread_outlives_the_run(store: str, tmp_path: Path) -> None:
             run.log_file(str(source))
             assert len(set(threading.enumerate()) - before) >= 1  # the flusher
     assert set(threading.enumerate()) == before
+
+
+def test_continuing_an_ended_run_warns_once_naming_it(store: str) -> None:
+    with Run("quick", "baseline", store=store) as run:
+        run.log_metric("loss", 1.0, step=0)
+    with pytest.warns(runstream.RunContinuedWarning) as caught:
+        again = Run("quick", "baseline", store=store)
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert "run 'baseline' of experiment 'quick' already ended (Completed" in message
+    assert "Run('quick', 'baseline-2')" in message
+    assert "load_run('baseline', 'quick')" in message
+    with again:  # entering says nothing more
+        again.log_metric("loss", 3.0, step=0)
+    # On purpose: load_run continues without a word, and so does a run still in progress.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with runstream.load_run("baseline", "quick", store=store):
+            pass
+        with Run("quick", "fresh", store=store):
+            Run("quick", "fresh", store=store)  # another worker joining a live run

@@ -31,7 +31,7 @@ def stats(points: list[tuple[int, float, float]]) -> StepStats:
     steps = np.array([p[0] for p in points], dtype=np.int64)
     values = np.array([p[1] for p in points], dtype=np.float64)
     ts = np.array([p[2] for p in points], dtype=np.float64)
-    _aggregate.time_bucket_steps(steps, ts)
+    _aggregate.time_keys(steps, ts)
     return _aggregate.from_points(steps, values, ts)
 
 
@@ -116,8 +116,8 @@ def test_runs_are_created_once_and_loaded_after(store: str) -> None:
     ("experiment", "run", "message"),
     [
         ("exp", "nope", "no run named 'nope' in experiment 'exp'"),
-        ("nope", "run", "no run named 'run' in experiment 'nope'"),
-        (None, "nope", "no run named 'nope' in unassigned runs"),
+        ("nope", "run", "no experiment named 'nope'"),
+        (None, "nope", "no run named 'nope' in the unassigned runs"),
     ],
 )
 def test_finding_a_missing_run_names_it(
@@ -288,10 +288,14 @@ def test_series_and_summaries_merge_exactly_across_flushes_and_workers(
     ) -> None:
         groups: dict[int, list[float]] = {}
         for step, value, t in pts:
-            groups.setdefault(step if step >= 0 else -(math.floor(t) + 1), []).append(value)
-        assert series_steps == sorted(groups)
-        assert counts == [len(groups[s]) for s in sorted(groups)]
-        for mean, step in zip(means, sorted(groups), strict=True):
+            # Timestamps differ by a millisecond or more: each step-less point is its own.
+            groups.setdefault(step if step >= 0 else -(math.floor(t * 1e6) + 1), []).append(value)
+        assert sorted(series_steps) == sorted(groups)
+        order = sorted(groups, key=lambda k: (k >= 0, -k if k < 0 else k))
+        assert series_steps == order  # step-less points first, oldest first
+
+        assert counts == [len(groups[s]) for s in order]
+        for mean, step in zip(means, order, strict=True):
             assert math.isclose(mean, math.fsum(groups[step]) / len(groups[step]), abs_tol=1e-9)
 
     check(
@@ -382,3 +386,24 @@ def test_many_connections_opening_a_new_store_at_once_all_succeed(tmp_path: Path
         assert errors == []
         with LocalStore(folder) as store:
             assert len(store.run_keys("exp")) == 6
+
+
+def test_a_version_2_store_gets_its_step_less_keys_in_microseconds(store: str) -> None:
+    """Version 2 bucketed step-less points by second at -(second + 1); opening the store
+    rewrites those keys as the microsecond they stand for, and the times read back."""
+    second = int(TS)
+    old = _aggregate.from_points(
+        np.array([-(second + 1), 0], dtype=np.int64), np.array([4.0, 9.0]), np.array([TS, TS])
+    )
+    with LocalStore(store) as local:
+        key = local.ensure_run("exp", "run")
+        local.write(Batch(run_id=key.run_id, worker="w", metrics={"m": old}))
+    db = sqlite3.connect(Path(store) / DB_NAME)
+    db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    with LocalStore(store, read_only=True) as local:  # a reader upgrades it, once
+        series = local.series(key.run_id, "m")
+        assert series.step.tolist() == [-(second * 1_000_000 + 1), 0]
+        assert _aggregate.key_time(series.step[:1]).tolist() == [float(second)]
+        assert [r.step for r in series.rows()] == [None, 0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import math
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from dashboard_support import EXPERIMENT, KnownStore, build_known_store
 from runstream import Run
 from runstream._store import LocalStore
+from runstream._ui._api import Api
 from runstream._ui._server import Dashboard
 
 
@@ -66,7 +68,7 @@ def test_runs_are_the_cli_records(server: Dashboard, known: KnownStore) -> None:
     assert set(by_name) == {"lr-small", "lr-mid", "lr-big", "two-workers"}
     assert by_name["lr-mid"]["metrics"]["loss"]["last"] == pytest.approx(known.losses["lr-mid"][-1])
     assert by_name["lr-big"]["status"] == "Failed"
-    assert by_name["lr-big"]["metrics"]["loss"]["last"] is None  # NaN has no JSON spelling
+    assert by_name["lr-big"]["metrics"]["loss"]["last"] == "NaN"  # JSON has no NaN: the string
     unassigned = get(server, "/api/runs", unassigned="true")["runs"]
     assert [r["run_name"] for r in unassigned] == ["evaluation"]
 
@@ -104,7 +106,7 @@ def test_series_marks_where_values_stop_being_finite(server: Dashboard, known: K
     data = get(server, "/api/series", experiment=EXPERIMENT, run="lr-big", metric="loss")
     first_nan = next(i for i, v in enumerate(known.losses["lr-big"]) if math.isnan(v))
     assert data["first_nonfinite"] == first_nan
-    assert data["lines"][0]["y"][first_nan] is None
+    assert data["lines"][0]["y"][first_nan] == "NaN"
 
 
 def test_series_zoom_window(server: Dashboard, known: KnownStore) -> None:
@@ -227,3 +229,26 @@ def test_foreign_host_header_is_refused(server: Dashboard) -> None:
     assert status == 403
     status, _, _ = fetch(server, "/api/experiments", headers={"Host": f"localhost:{server.port}"})
     assert status == 200
+
+
+def test_nan_and_infinity_stay_apart_and_step_less_points_are_times(tmp_path: Path) -> None:
+    store = str(tmp_path / "store")
+    with Run("exp", "run", store=store) as run:
+        run.log_metric("Final Test Loss", 0.3)
+        run.flush()
+        run.log_metric("Final Test Loss", 0.25)
+        with pytest.warns(RuntimeWarning):
+            run.log_metric("grad", math.inf, step=0)
+        run.log_metric("grad", math.nan, step=1)
+        run.log_metric("grad", -math.inf, step=2)
+    api = Api(LocalStore(store, read_only=True))
+    grad = api.routes["/api/series"]({"experiment": "exp", "run": "run", "metric": "grad"})
+    assert grad["lines"][0]["y"] == ["Infinity", "NaN", "-Infinity"]
+    loss = api.routes["/api/series"](
+        {"experiment": "exp", "run": "run", "metric": "Final Test Loss"}
+    )
+    assert loss["axis"] == "time"
+    (line,) = loss["lines"]
+    assert line["y"] == [0.3, 0.25]  # two calls, two points, in order: no average
+    assert line["x"][0] < line["x"][1]
+    assert all(abs(x - time.time()) < 600 for x in line["x"])  # epoch seconds, not steps

@@ -277,3 +277,36 @@ def test_an_injected_media_type_adds_no_header_and_keeps_the_csp(
     page.wait_for_timeout(300)
     assert "read" not in page.title()
     assert page.title() != "script ran"
+
+
+def test_a_diverged_run_cannot_wreck_the_y_scale_and_step_less_points_show(
+    page: Any, browser: Any, tmp_path: Path
+) -> None:
+    store_path = tmp_path / "diverged"
+    for name, scale in (("a", 1.0), ("b", 0.8), ("boom", 1.2)):
+        with Run("div", name, store=str(store_path)) as run:
+            for step in range(80):
+                loss = scale * 2.0 / (1 + step)
+                if name == "boom" and step >= 76:
+                    loss = 1e305 * (step - 75)
+                run.log_metric("loss", loss, step=step)
+            run.log_metric("Final Test Loss", 0.3 * scale)  # step-less, twice
+            run.flush()
+            run.log_metric("Final Test Loss", 0.275 * scale)
+    with LocalStore(store_path, read_only=True) as store, Dashboard(store, port=0).start() as dash:
+        refs = "&".join(f"e=div&r={n}" for n in ("a", "b", "boom"))
+        page.goto(f"{dash.url}#/compare?metric=loss&{refs}")
+        page.wait_for_selector("body[data-ready=compare]", timeout=20_000)
+        top = page.evaluate("() => document.querySelector('#compare-chart').uplot.scales.y.max")
+        assert top < 10  # the healthy runs' range, not 1e305
+        check_screenshot(page, screenshot_dir(tmp_path) / "compare-diverged.png", ".card.wide")
+        open_view(page, dash, "run", "charts", experiment="div", run="a")
+        card = "section[data-metric='Final Test Loss']"
+        xs = page.evaluate(f'() => document.querySelector("{card} .chart").uplot.data[0].length')
+        assert xs == 2  # two calls, two points in time
+        image = check_screenshot(page, screenshot_dir(tmp_path) / "step-less.png", card)
+        assert line_pixels(image) > 20  # the points are drawn
+        page.goto(f"{dash.url}#/run?experiment=div&run=nope")
+        page.wait_for_selector("body[data-ready=error]", timeout=20_000)
+        page.click("#back")
+        page.wait_for_selector("body[data-ready=experiments]", timeout=20_000)

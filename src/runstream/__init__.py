@@ -12,6 +12,7 @@ import types as _types
 from ._core import _version
 from ._core._exceptions import BackendError as BackendError
 from ._core._exceptions import FlushTimeoutError as FlushTimeoutError
+from ._core._exceptions import RunContinuedWarning as RunContinuedWarning
 from ._core._exceptions import RunNotFoundError as RunNotFoundError
 from ._core._exceptions import RunstreamError as RunstreamError
 from ._core._exceptions import SchemaError as SchemaError
@@ -51,6 +52,7 @@ __all__ = (
     "MetricSummary",
     "ParameterValue",
     "Run",
+    "RunContinuedWarning",
     "RunNotFoundError",
     "RunRecord",
     "RunStats",

@@ -152,7 +152,7 @@ def test_reentering_the_run_sends_only_what_changed(aws: Rig, tmp_path: Path) ->
         )
     )
     notes = tmp_path / "notes.txt"  # the same content, logged again
-    with runstream.Run("churn-model", "baseline", store=store, backend="sagemaker") as run:
+    with runstream.load_run("baseline", "churn-model", store=store, backend="sagemaker") as run:
         run.log_file(str(notes))
         for step in range(30, 35):
             run.log_metric("train:loss", 0.001 * step, step=step)

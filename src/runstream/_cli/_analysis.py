@@ -10,13 +10,18 @@ import csv
 import dataclasses
 import importlib
 import io
+import signal
 import sys
+import threading
 import webbrowser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from .._core._exceptions import RunNotFoundError
+from .._core._json import jsonable
+from .._core._names import did_you_mean
 from .._run._analytics import STATISTICS, read_runs, run_table, select_best
 from ._common import Command, table
 
@@ -38,13 +43,35 @@ def _experiment_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("experiment", help="the experiment ('-' for the unassigned runs)")
 
 
+def stat_name(value: str) -> str:
+    """``--stat`` in any case, or by its field name: ``min``, ``MIN``, ``std`` -> ``StdDev``."""
+    for name, field in STATISTICS.items():
+        if value.lower() in (name.lower(), field):
+            return name
+    raise argparse.ArgumentTypeError(
+        f"must be one of {', '.join(STATISTICS)} (any case), got {value!r}"
+    )
+
+
 def _stat_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stat",
         default="Last",
-        choices=list(STATISTICS),
-        help="which summary of each metric to use (default: Last)",
+        type=stat_name,
+        metavar="{" + ",".join(STATISTICS) + "}",
+        help="which summary of each metric to use, in any case (default: Last)",
     )
+
+
+def _check_metrics(records: list[RunRecord], wanted: list[str] | None) -> None:
+    """Every metric named must be logged by some run (an error suggests the close ones)."""
+    known = {m for r in records for m in r.metrics}
+    for name in wanted or ():
+        if name not in known:
+            raise RunNotFoundError(
+                f"no run here has a metric named {name!r}"
+                + (did_you_mean(name, known) or "; the runs have no metrics")
+            )
 
 
 # -- compare ----------------------------------------------------------------------------
@@ -64,6 +91,7 @@ def _compare(args: argparse.Namespace, store: LocalStore) -> Any:
         records = store.records(keys)
     else:
         records = read_runs(store, experiment)
+    _check_metrics(records, args.metric)
     if not args.json:
         print(compare_table(records, args.metric, STATISTICS[args.stat], args.stat))
     return records
@@ -104,6 +132,7 @@ def _best_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _best(args: argparse.Namespace, store: LocalStore) -> Any:
     runs = read_runs(store, _experiment(args.experiment))
+    _check_metrics(runs, [args.metric])
     record, value = select_best(runs, args.metric, maximize=args.maximize, stat=args.stat)
     if not args.json:
         direction = "highest" if args.maximize else "lowest"
@@ -161,10 +190,17 @@ def _export(args: argparse.Namespace, store: LocalStore) -> Any:
 
 
 def _format_of(output: str | None) -> str:
+    """The format a file's extension names; CSV with no file or no extension. Any other
+    extension is refused (``x.xlsx`` would otherwise hold CSV under Excel's name)."""
     suffix = Path(output).suffix.lower().lstrip(".") if output else ""
-    aliases = {"ndjson": "jsonl", "pq": "parquet"}
+    aliases = {"ndjson": "jsonl", "pq": "parquet", "": "csv", "txt": "csv"}
     fmt = aliases.get(suffix, suffix)
-    return fmt if fmt in EXPORT_FORMATS else "csv"
+    if fmt not in EXPORT_FORMATS:
+        raise SystemExit(
+            f"runstream export: cannot write .{suffix} files; use a .csv, .jsonl or .parquet "
+            "name, or say which with --format"
+        )
+    return fmt
 
 
 def series_rows(store: LocalStore, runs: list[RunRecord]) -> list[dict[str, Any]]:
@@ -189,7 +225,7 @@ def series_rows(store: LocalStore, runs: list[RunRecord]) -> list[dict[str, Any]
 
 def _encode(rows: list[dict[str, Any]], fmt: str) -> bytes:
     if fmt == "jsonl":
-        return b"".join(_json.encode(row) + b"\n" for row in rows)
+        return b"".join(_json.encode(jsonable(row)) + b"\n" for row in rows)
     columns = list(dict.fromkeys(c for row in rows for c in row))
     if fmt == "parquet":
         return _parquet(rows, columns)
@@ -310,16 +346,25 @@ def _ui(args: argparse.Namespace, store: LocalStore) -> Any:
             f"runstream ui: cannot listen on {args.host}:{args.port} ({exc.strerror}); "
             "pass another --port, or --port 0 for any free one"
         ) from None
-    print(f"runstream ui: serving {store.path} at {dashboard.url} (Ctrl-C to stop)", flush=True)
-    if args.open:
-        webbrowser.open(dashboard.url)
+    # Ctrl-C and SIGTERM stop the server, even when it was started in the background,
+    # where the shell leaves SIGINT ignored and Python then never raises KeyboardInterrupt.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
+        print(f"runstream ui: serving {store.path} at {dashboard.url} (Ctrl-C to stop)", flush=True)
+        if args.open:
+            webbrowser.open(dashboard.url)
         dashboard.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         dashboard.close()
     return {"url": dashboard.url}
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 COMMANDS: tuple[Command, ...] = (
@@ -347,6 +392,7 @@ COMMANDS: tuple[Command, ...] = (
         "train a small numpy model as a few runs, then show where to look",
         _demo_arguments,
         _demo,
+        writes=True,
     ),
     Command(
         "ui",

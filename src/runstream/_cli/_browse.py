@@ -7,12 +7,14 @@ with the store's reading methods, so the tables and ``--json`` shapes are the sa
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from .._backends import BACKENDS
 from .._core._exceptions import RunNotFoundError
-from ._common import Command, no_arguments, table, when
+from .._core._names import did_you_mean
+from ._common import Command, columns_argument, no_arguments, select_columns, table, when
 
 if TYPE_CHECKING:
     from .._core._records import RunRecord
@@ -52,32 +54,36 @@ def _experiments(args: argparse.Namespace, store: LocalStore) -> Any:
 
 
 def _runs_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("experiment", nargs="?", help="the experiment (omit with --unassigned)")
+    parser.add_argument(
+        "experiment", nargs="?", help="the experiment ('-' or --unassigned: the unassigned runs)"
+    )
     parser.add_argument("--unassigned", action="store_true", help="runs with no experiment")
+    columns_argument(parser)
     _backend_option(parser)
 
 
 def _runs(args: argparse.Namespace, store: LocalStore) -> Any:
     store = _source(args, store)
-    if not args.unassigned and not args.experiment:
-        raise SystemExit("runstream runs: name an EXPERIMENT or pass --unassigned")
-    if not args.unassigned:
-        store.experiment(args.experiment.lower())
-    keys = store.run_keys(
-        None if args.unassigned else args.experiment.lower(), unassigned=args.unassigned
-    )
+    unassigned = args.unassigned or args.experiment == "-"
+    if not unassigned and not args.experiment:
+        raise SystemExit("runstream runs: name an EXPERIMENT, or '-' for the unassigned runs")
+    experiment = None if unassigned else args.experiment.lower()
+    if experiment is not None:
+        store.experiment(experiment)
+    keys = store.run_keys(experiment, unassigned=unassigned)
     records = store.records([k for k, _ in keys])
     if not args.json:
-        print(runs_table(records))
+        print(runs_table(records, args.columns))
     return records
 
 
-def runs_table(records: Sequence[RunRecord]) -> str:
-    """Runs as rows: status, times, then one column per parameter and per metric's last."""
+def runs_table(records: Sequence[RunRecord], columns: str | None = None) -> str:
+    """Runs as rows: status, times, then one column per parameter and per metric's last
+    (those ``columns`` names, or as many as fit a terminal)."""
     params = sorted({p for r in records for p in r.parameters})
     metrics = sorted({m for r in records for m in r.metrics})
     headers = ["run", "status", "started", *params, *(f"{m} (last)" for m in metrics)]
-    rows = [
+    rows: list[list[object]] = [
         [
             r.run_name,
             r.status,
@@ -87,7 +93,9 @@ def runs_table(records: Sequence[RunRecord]) -> str:
         ]
         for r in records
     ]
-    return table(headers, rows)
+    aliases = {f"{m} (last)": m for m in metrics}
+    headers, rows, note = select_columns(headers, rows, columns, aliases=aliases)
+    return table(headers, rows) + (f"\n{note}" if note else "")
 
 
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -105,9 +113,17 @@ def _find_metric(store: LocalStore, args: argparse.Namespace) -> Any:
     names = store.metric_names(key.run_id)
     if args.metric not in names:
         raise RunNotFoundError(
-            f"run {key.run_name!r} has no metric named {args.metric!r}; it has: "
-            + (", ".join(names) or "none")
+            f"run {key.run_name!r} has no metric named {args.metric!r}"
+            + (did_you_mean(args.metric, names) or "; it has no metrics")
         )
+    worker = getattr(args, "worker", None)
+    if worker is not None:
+        workers = store.workers_of_metric(key.run_id, args.metric)
+        if worker not in workers:
+            raise RunNotFoundError(
+                f"no worker {worker!r} logged {args.metric!r} in run {key.run_name!r}"
+                + did_you_mean(worker, workers)
+            )
     return key
 
 
@@ -219,15 +235,45 @@ def _stragglers(args: argparse.Namespace, store: LocalStore) -> Any:
 
 
 def _delete_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("experiment", help="the experiment to delete with all its runs")
+    parser.add_argument("experiment", help="the experiment ('-' for the unassigned runs, with RUN)")
+    parser.add_argument("run", nargs="?", help="only this run (default: the whole experiment)")
+    parser.add_argument(
+        "-y", "--yes", action="store_true", help="do not ask (needed when not on a terminal)"
+    )
 
 
 def _delete(args: argparse.Namespace, store: LocalStore) -> Any:
-    runs = store.delete_experiment(args.experiment.lower())
-    result = {"experiment_name": args.experiment.lower(), "deleted_runs": runs}
+    experiment = None if args.experiment == "-" else args.experiment.lower()
+    if args.run is None:
+        if experiment is None:
+            raise SystemExit("runstream delete: '-' deletes one unassigned run: name the RUN")
+        runs = len(store.run_keys(store.experiment(experiment).experiment_name))
+        what = f"experiment {experiment!r} and its {runs} run(s)"
+    else:
+        key = store.find_run(experiment, args.run.lower())
+        where = f"experiment {experiment!r}" if experiment else "the unassigned runs"
+        what = f"run {key.run_name!r} of {where}"
+    _confirm(args, f"delete {what}, with their metrics and stored files")
+    if args.run is None:
+        assert experiment is not None
+        store.delete_experiment(experiment)
+        result: dict[str, Any] = {"experiment_name": experiment, "deleted_runs": runs}
+    else:
+        store.delete_run(key)
+        result = {"experiment_name": experiment, "run_name": key.run_name, "deleted_runs": 1}
     if not args.json:
-        print(f"deleted experiment {args.experiment.lower()!r} and {runs} run(s)")
+        print(f"deleted {what}")
     return result
+
+
+def _confirm(args: argparse.Namespace, action: str) -> None:
+    if args.yes:
+        return
+    if not sys.stdin.isatty():
+        raise SystemExit(f"runstream delete: would {action}; pass --yes to confirm")
+    answer = input(f"{action[0].upper()}{action[1:]}? [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        raise SystemExit("runstream delete: nothing deleted")
 
 
 COMMANDS: tuple[Command, ...] = (
@@ -256,5 +302,11 @@ COMMANDS: tuple[Command, ...] = (
         _stragglers_arguments,
         _stragglers,
     ),
-    Command("delete", "delete an experiment and all its runs", _delete_arguments, _delete),
+    Command(
+        "delete",
+        "delete an experiment, or one run, with its metrics and files (asks first)",
+        _delete_arguments,
+        _delete,
+        writes=True,
+    ),
 )

@@ -9,13 +9,14 @@ per concern, each listing them in ``COMMANDS``; this module only puts them toget
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-import msgspec
+from typing import TYPE_CHECKING, cast
 
 from .._core._exceptions import RunstreamError
+from .._core._json import dumps
+from .._core._version import VERSION
 from .._store import LocalStore
 from . import _analysis, _browse, _sync
 
@@ -27,13 +28,13 @@ __all__ = ("build_parser", "main")
 COMMANDS: dict[str, Command] = {
     command.name: command for command in (*_browse.COMMANDS, *_analysis.COMMANDS, *_sync.COMMANDS)
 }
-_json = msgspec.json.Encoder()
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="runstream", description="Browse runstream experiments and runs."
     )
+    parser.add_argument("--version", action="version", version=f"runstream {VERSION}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--store", help="store directory (default: $RUNSTREAM_STORE, else ./.runstream)"
@@ -53,12 +54,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = COMMANDS[args.command]
     try:
-        with LocalStore(args.store) as store:
-            result = command.handle(args, store)
-    except RunstreamError as exc:
-        print(f"runstream {args.command}: {exc}", file=sys.stderr)
-        return 1
-    if args.json:
-        sys.stdout.buffer.write(_json.encode(result) + b"\n")
+        try:
+            if getattr(args, "backend", "local") != "local":
+                # Reads SageMaker through the store's methods: no local store is opened.
+                result = command.handle(args, cast("LocalStore", None))
+            else:
+                with LocalStore(args.store, read_only=not command.writes) as store:
+                    result = command.handle(args, store)
+        except RunstreamError as exc:
+            print(f"runstream {args.command}: {exc}", file=sys.stderr)
+            return 1
+        if args.json:
+            sys.stdout.buffer.write(dumps(result) + b"\n")
         sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (``runstream runs x | head``): stop quietly, as a shell tool
+        # killed by SIGPIPE does. Python would report the failed flush at exit otherwise.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     return 0

@@ -106,6 +106,7 @@ COMMANDS: tuple[Command, ...] = (
         "send what SageMaker has not acknowledged yet (all registered runs by default)",
         _sync_arguments,
         _sync,
+        writes=True,
     ),
     Command(
         "status",

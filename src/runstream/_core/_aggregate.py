@@ -11,8 +11,12 @@ raw points and a reader can merge whatever chunks it finds.
 then share one array and M2 is a broadcast zero, so draining a buffer touches 24 bytes per
 point, not 72. Arrays are never mutated after construction, which is what makes sharing safe.
 
-Steps are ``int64``. A point logged without a step is bucketed by wall-clock second and
-stored at the negative step ``-(second + 1)``, which keeps one sort key for both kinds.
+Steps are ``int64``. A point logged without a step is a point in time, never merged with
+another: it is stored at the negative key ``-(microsecond + 1)``, its epoch time in
+microseconds, made unique among the points of one drain (several calls drained at once get
+consecutive microseconds, in the order they were logged). One sort key serves both kinds;
+readers turn the keys back into times (:func:`key_time`) and put them in time order
+(schema version 3; version 2 bucketed such points by whole second, merging them).
 NaN and infinities propagate on purpose: a diverged loss must stay visible.
 """
 
@@ -34,8 +38,9 @@ __all__ = (
     "decode",
     "encode",
     "from_points",
+    "key_time",
     "summarize",
-    "time_bucket_steps",
+    "time_keys",
 )
 
 FIELDS = ("step", "count", "sum", "min", "max", "m2", "first", "last", "last_ts")
@@ -110,11 +115,40 @@ def empty() -> StepStats:
     )
 
 
-def time_bucket_steps(steps: NDArray[np.int64], timestamps: NDArray[np.float64]) -> None:
-    """Replace ``-1`` (no step) in place by the negative wall-clock-second bucket."""
-    missing = steps < 0
-    if missing.any():
-        steps[missing] = -(np.floor(timestamps[missing]).astype(np.int64) + 1)
+def time_keys(steps: NDArray[np.int64], timestamps: NDArray[np.float64], after: int = -1) -> int:
+    """Replace ``-1`` (no step) in place by each point's time key, ``-(microsecond + 1)``.
+
+    The points without a step come in logging order with non-decreasing timestamps (one
+    drain's stamp, or explicit timestamps sorted); each gets its own key, the next free
+    microsecond after ``after`` (the last one a previous drain of the metric used), so no
+    two calls merge. Returns the last microsecond used (``after`` if none).
+    """
+    missing = np.flatnonzero(steps < 0)
+    if not len(missing):
+        return after
+    micros = np.floor(timestamps[missing] * 1e6).astype(np.int64)
+    micros[0] = max(int(micros[0]), after + 1)
+    rank = np.arange(len(missing), dtype=np.int64)
+    micros = np.maximum.accumulate(micros - rank) + rank  # strictly increasing
+    steps[missing] = -(micros + 1)
+    return int(micros[-1])
+
+
+def key_time(keys: NDArray[np.int64]) -> NDArray[np.float64]:
+    """The epoch seconds a step-less point's key stands for (see :func:`time_keys`)."""
+    return (-keys - 1).astype(np.float64) / 1e6
+
+
+def upgrade_v2_keys(stats: StepStats) -> StepStats:
+    """Version-2 keys ``-(second + 1)`` as version-3 keys ``-(microsecond + 1)``."""
+    steps = np.array(stats.step, dtype=np.int64)
+    old = steps < 0
+    steps[old] = -((-steps[old] - 1) * 1_000_000 + 1)
+    if stats.is_singletons:
+        return StepStats.singletons(steps, stats.sum, stats.last_ts)
+    fields = {name: getattr(stats, name) for name in FIELDS}
+    fields["step"] = steps  # the mapping keeps the order: still sorted
+    return StepStats(**fields)
 
 
 def from_points(

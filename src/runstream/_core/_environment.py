@@ -34,6 +34,7 @@ __all__ = (
     "ENV_RUN",
     "ENV_STORE",
     "ENV_WORKER",
+    "default_worker",
     "exported_identity",
     "run_from_environment",
     "running_in_job",
@@ -63,6 +64,11 @@ def worker_identity(explicit: str | None = None, environ: Mapping[str, str] = os
             return f"{host}-rank-{rank}" if host else f"rank-{rank}"
     if environ.get("SM_CURRENT_HOST"):
         return environ["SM_CURRENT_HOST"]
+    return default_worker()
+
+
+def default_worker() -> str:
+    """The worker name of a process nothing names: ``<host>-<pid>``."""
     return f"{socket.gethostname()}-{os.getpid()}"
 
 

@@ -9,6 +9,9 @@ The hierarchy::
     ├── BackendError               a remote backend (SageMaker) refused the credentials or setup
     └── FlushTimeoutError(TimeoutError)  a flush with a timeout gave up while data was pending
 
+Warnings: :class:`RunContinuedWarning` (a ``UserWarning``) when ``Run(...)`` continues a run
+that already ended.
+
 User mistakes raise the builtin the official ``sagemaker.experiments`` SDK raises
 (``ValueError``, ``TypeError``, ``RuntimeError``) with the same messages, so code written
 against it keeps working.
@@ -19,6 +22,7 @@ from __future__ import annotations
 __all__ = (
     "BackendError",
     "FlushTimeoutError",
+    "RunContinuedWarning",
     "RunNotFoundError",
     "RunstreamError",
     "SchemaError",
@@ -55,3 +59,11 @@ class FlushTimeoutError(RunstreamError, TimeoutError):
         super().__init__(message)
         self.pending_points = pending_points
         self.pending_files = pending_files
+
+
+class RunContinuedWarning(UserWarning):
+    """``Run(...)`` named a run that already ended: its new points merge into the old ones.
+
+    Continuing on purpose (an evaluation after training) is what ``load_run`` is for; it
+    does not warn.
+    """

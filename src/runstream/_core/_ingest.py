@@ -75,6 +75,9 @@ class Ingest:
         self._lock = threading.Lock()
         self._parameters_held = 0  # taken into a batch the store has not settled yet
         self._nonfinite_warned = False
+        # Per metric, the last microsecond a point without a step was keyed at: the next
+        # drain's such points come after it, one key per call (see _aggregate.time_keys).
+        self._time_keys: dict[str, int] = {}
         self.compactions = 0
         self.drained_points = 0
         # Framework tensors on a device, between the call and ``lists`` (see _tensors).
@@ -206,7 +209,10 @@ class Ingest:
         del buf[:n]
         steps = flat[0::2].astype(np.int64)
         timestamps = np.full(len(steps), now)
-        _aggregate.time_bucket_steps(steps, timestamps)
+        after = self._time_keys.get(name, -1)
+        last = _aggregate.time_keys(steps, timestamps, after)
+        if last != after:
+            self._time_keys[name] = last
         self._add(name, _aggregate.from_points(steps, flat[1::2].copy(), timestamps))
         return n // 2
 
@@ -219,14 +225,11 @@ class Ingest:
             by_name.setdefault(name, []).append((value, step, ts))
         for name, points in by_name.items():
             arr = np.array(points, dtype=np.float64)
-            steps = arr[:, 1].astype(np.int64)
-            timestamps = arr[:, 2].copy()
-            _aggregate.time_bucket_steps(steps, timestamps)
-            order = np.argsort(timestamps, kind="stable")
-            self._add(
-                name,
-                _aggregate.from_points(steps[order], arr[order, 0].copy(), timestamps[order]),
-            )
+            order = np.argsort(arr[:, 2], kind="stable")
+            steps = arr[order, 1].astype(np.int64)
+            timestamps = arr[order, 2].copy()
+            _aggregate.time_keys(steps, timestamps)
+            self._add(name, _aggregate.from_points(steps, arr[order, 0].copy(), timestamps))
         return n
 
     def _add(self, name: str, stats: StepStats) -> None:

@@ -9,6 +9,7 @@ send time, and names the value and the rule.
 from __future__ import annotations
 
 import binascii
+import difflib
 import math
 import numbers
 import os
@@ -24,6 +25,7 @@ __all__ = (
     "check_step",
     "coerce_metric_value",
     "coerce_timestamp",
+    "did_you_mean",
     "generate_run_name",
     "run_group_name",
     "trial_component_name",
@@ -151,3 +153,17 @@ def coerce_timestamp(timestamp: object, now: float | None = None) -> float:
             "before and two hours from now."
         )
     return ts
+
+
+def did_you_mean(name: str, candidates: list[str] | tuple[str, ...] | set[str]) -> str:
+    """``"; did you mean 'x'?"`` for a close candidate (case ignored), else what exists."""
+    options = sorted(set(candidates))
+    lowered = {c.lower(): c for c in options}
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.6)
+    if close:
+        return "; did you mean " + " or ".join(repr(lowered[c]) for c in close) + "?"
+    if not options:
+        return ""
+    shown = ", ".join(repr(c) for c in options[:10])
+    more = f" and {len(options) - 10} more" if len(options) > 10 else ""
+    return f"; there are: {shown}{more}"

@@ -103,8 +103,8 @@ class ExperimentRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class SeriesRow(msgspec.Struct, frozen=True, kw_only=True):
-    """One step of a metric's series. ``step`` is ``None`` for points logged without one;
-    those are bucketed by wall-clock second, given by ``timestamp``."""
+    """One step of a metric's series. ``step`` is ``None`` for a point logged without one:
+    each such call is its own row, at ``timestamp``, and they come first, oldest first."""
 
     name: str
     step: int | None
@@ -124,6 +124,13 @@ class Series:
 
     def __init__(self, name: str, stats: StepStats) -> None:
         # Arrays may be read-only views shared between fields; that is fine for readers.
+        if len(stats) and stats.step[0] < 0:
+            # Points without a step are stored newest first (keys -(microsecond + 1)):
+            # put them in the order they were logged, before the stepped ones.
+            unstepped = int(np.searchsorted(stats.step, 0))
+            stats = stats.take(
+                np.concatenate((np.arange(unstepped - 1, -1, -1), np.arange(unstepped, len(stats))))
+            )
         self.name = name
         self.step: NDArray[np.int64] = stats.step
         self.count: NDArray[np.int64] = np.asarray(stats.count)
@@ -142,7 +149,7 @@ class Series:
         return f"Series(name={self.name!r}, steps={len(self)})"
 
     def rows(self) -> list[SeriesRow]:
-        """The series as records (``step`` ``None`` for time-bucketed points)."""
+        """The series as records (``step`` ``None`` for points logged without one)."""
         return [
             SeriesRow(
                 name=self.name,

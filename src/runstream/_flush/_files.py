@@ -18,8 +18,38 @@ __all__ = ("guess_media_type", "store_file")
 _CHUNK = 1 << 20
 
 
+# Files a training writes that the system's MIME tables get wrong or miss: ``.pt`` is a
+# SNES dev "page table" there, ``.h5`` and ``.ckpt`` are unknown.
+_ML_MEDIA_TYPES = {
+    ".pt": "application/octet-stream",
+    ".pth": "application/octet-stream",
+    ".ckpt": "application/octet-stream",
+    ".bin": "application/octet-stream",
+    ".safetensors": "application/octet-stream",
+    ".onnx": "application/octet-stream",
+    ".pkl": "application/octet-stream",
+    ".pickle": "application/octet-stream",
+    ".joblib": "application/octet-stream",
+    ".npy": "application/octet-stream",
+    ".npz": "application/zip",
+    ".h5": "application/x-hdf5",
+    ".hdf5": "application/x-hdf5",
+    ".keras": "application/zip",
+    ".parquet": "application/vnd.apache.parquet",
+    ".jsonl": "application/jsonl",
+    ".ndjson": "application/jsonl",
+    ".yaml": "application/yaml",
+    ".yml": "application/yaml",
+    ".tfrecord": "application/octet-stream",
+}
+
+
 def guess_media_type(path: str) -> str | None:
-    """The official SDK's guess (``mimetypes`` on a ``file:`` URL), or ``None``."""
+    """The media type of a file: model and data formats from runstream's own table,
+    others as the official SDK guesses them (``mimetypes`` on a ``file:`` URL), or ``None``."""
+    known = _ML_MEDIA_TYPES.get(os.path.splitext(path)[1].lower())
+    if known is not None:
+        return known
     return mimetypes.guess_type(urljoin("file:", pathname2url(path)), strict=False)[0]
 
 

@@ -8,7 +8,7 @@ import os
 from .._backends import job_run
 from .._core._environment import run_from_environment
 from ._distributed import lookup_run
-from ._run import Run, current_run
+from ._run import Run, current_run, loading
 
 __all__ = ("load_run",)
 
@@ -51,7 +51,10 @@ def load_run(
         )
 
     def construct(
-        experiment: str | None, name: str, run_store: str | os.PathLike[str] | None = store
+        experiment: str | None,
+        name: str,
+        run_store: str | os.PathLike[str] | None = store,
+        run_backend: str | None = backend,
     ) -> Run:
         return Run(
             experiment,
@@ -62,27 +65,27 @@ def load_run(
             artifact_prefix=artifact_prefix,
             store=run_store,
             worker=worker,
-            backend=backend,
+            backend=run_backend,
         )
 
-    if run_name:
-        run = construct(experiment_name, run_name)
-    elif (current := current_run()) is not None:
-        run = current
-    elif (exported := run_from_environment()) is not None:
-        experiment, name, announced_store = exported
-        run = construct(experiment, name, store or announced_store)
-    elif (job := job_run(sagemaker_session)) is not None:
-        if backend is None:
-            backend = "sagemaker"  # a job's run is SageMaker's unless told otherwise
-        run = construct(*job)
-    elif (published := lookup_run(wait)) is not None:  # last: it may wait for rank 0
-        experiment, name, announced_store = published
-        run = construct(experiment, name, store or announced_store)
-    else:
-        raise RuntimeError(
-            "Failed to load a Run object. Please make sure a Run object has been "
-            "initialized already."
-        )
+    with loading():  # continuing a run on purpose: no warning that it had ended
+        if run_name:
+            run = construct(experiment_name, run_name)
+        elif (current := current_run()) is not None:
+            run = current
+        elif (exported := run_from_environment()) is not None:
+            experiment, name, announced_store = exported
+            run = construct(experiment, name, store or announced_store)
+        elif (job := job_run(sagemaker_session)) is not None:
+            # A job's run is SageMaker's unless told otherwise.
+            run = construct(*job, run_backend=backend or "sagemaker")
+        elif (published := lookup_run(wait)) is not None:  # last: it may wait for rank 0
+            experiment, name, announced_store = published
+            run = construct(experiment, name, store or announced_store)
+        else:
+            raise RuntimeError(
+                "Failed to load a Run object. Please make sure a Run object has been "
+                "initialized already."
+            )
     run._in_load = True
     return run

@@ -13,22 +13,17 @@ import logging
 import os
 import time
 import warnings
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, SupportsFloat
 
 import anyio
 
-from .._backends import (
-    Sender,
-    create_entities,
-    open_senders,
-    resolve_backend,
-)
+from .._backends import Sender, create_entities, open_senders, resolve_backend
 from .._core import _names
-from .._core._environment import exported_identity, worker_identity, world_size
-from .._core._exceptions import FlushTimeoutError
+from .._core._environment import default_worker, exported_identity, worker_identity, world_size
+from .._core._exceptions import FlushTimeoutError, RunContinuedWarning
 from .._core._ingest import Ingest, PendingFile
 from .._core._records import Artifact, RunRecord, RunStats, Series, Stragglers
 from .._flush._flusher import Flusher
@@ -47,6 +42,9 @@ __all__ = ("Flush", "Run", "current_run")
 
 _log = logging.getLogger("runstream")
 _current: ContextVar[Run | None] = ContextVar("runstream_current_run", default=None)
+
+# Set while load_run constructs the Run it returns: loading a run continues it on purpose.
+_loading: ContextVar[bool] = ContextVar("runstream_loading_run", default=False)
 
 _OUTSIDE_CONTEXT = "This method should be called inside context of 'with' statement."
 _NESTED = "It is not allowed to use nested 'with' statements on the {}."
@@ -165,6 +163,8 @@ class Run:
             tags=tags,
             experiment_display_name=experiment_display_name,
         )
+        if not _loading.get():
+            _warn_if_continued(self._store, self._key, self.worker, named=worker is not None)
         # As the official constructor: the backend's entities exist before the block.
         create_entities(
             self._backend,
@@ -772,6 +772,46 @@ class Run:
 def current_run() -> Run | None:
     """The run entered in this thread or task, if any."""
     return _current.get()
+
+
+def _warn_if_continued(store: LocalStore, key: RunKey, worker: str, *, named: bool) -> None:
+    """``Run(...)`` of a run that already ended says so, once, and how to start anew.
+
+    A script started again (a new process, so a new ``<host>-<pid>`` worker) or a worker
+    that ended there before continues the run; a new worker with a name of its own (a rank,
+    ``worker=``) joins it, as a launcher's workers do, and says nothing.
+    """
+    ended = store.ended(key.run_id)
+    if ended is None:
+        return
+    status, end, workers = ended
+    named = named or worker != default_worker()
+    if named and worker not in workers:
+        return
+    when = "" if end is None else time.strftime(" on %Y-%m-%d at %H:%M:%S", time.localtime(end))
+    where = f"of experiment {key.experiment_name!r}" if key.experiment_name else "(unassigned)"
+    fresh = store.free_run_name(key.experiment_name, key.run_name)
+    experiment = repr(key.experiment_name) if key.experiment_name else "None"
+    warnings.warn(
+        f"run {key.run_name!r} {where} already ended ({status}{when}); this Run continues "
+        "it, and what it logs merges with the earlier points (a step logged again is "
+        f"averaged with the old value). To start a new run, give it a new name, such as "
+        f"Run({experiment}, {fresh!r}), or run_name=None for a generated one; to continue "
+        f"it on purpose, use load_run({key.run_name!r}, {experiment}), which does not warn.",
+        RunContinuedWarning,
+        stacklevel=3,
+    )
+
+
+@contextlib.contextmanager
+def loading() -> Iterator[None]:
+    """Runs constructed in this block continue a run on purpose (``load_run``): no
+    warning that it had ended."""
+    token = _loading.set(True)
+    try:
+        yield
+    finally:
+        _loading.reset(token)
 
 
 # Estimators, Processors and Transformers of the official SDK made inside ``with Run(...)``

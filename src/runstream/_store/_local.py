@@ -38,7 +38,8 @@ import msgspec
 
 from .._core import _aggregate
 from .._core._batch import Batch, RunKey
-from .._core._exceptions import RunNotFoundError, StoreError
+from .._core._exceptions import RunNotFoundError, SchemaError, StoreError
+from .._core._names import did_you_mean
 from .._core._records import (
     Artifact,
     Artifacts,
@@ -91,12 +92,18 @@ def resolve_store_path(store: str | os.PathLike[str] | None) -> Path:
 class LocalStore:
     """A connection to one store directory. Thread-safe by a lock; each process opens its own.
 
-    :param path: the store directory; created if missing.
+    :param path: the store directory; created if missing (unless ``read_only``).
+    :param read_only: open an existing store for reading only: nothing is created, a
+        missing store raises :class:`StoreError`, and a store on a read-only filesystem
+        can be read.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, *, read_only: bool = False
+    ) -> None:
         self.path = resolve_store_path(path)
         self.artifact_dir = self.path / "artifacts"
+        self.read_only = read_only
         self._lock = threading.RLock()
         self._metric_ids: dict[tuple[int, str], int] = {}
         self._conflicts_warned: set[tuple[int, str]] = set()
@@ -108,6 +115,10 @@ class LocalStore:
         self._known_runs: dict[int, tuple[Any, ...]] = {}
         self._known_workers: dict[tuple[int, str], tuple[Any, ...]] = {}
         self._deferred_status: dict[tuple[int, str], tuple[Any, ...]] = {}
+        if read_only:
+            self._db = _open_read_only(self.path)
+            self._identity = self._file_identity()
+            return
         self._connect()
 
     def _connect(self) -> None:
@@ -328,6 +339,28 @@ class LocalStore:
         )
         return RunKey(int(row[0]), experiment_name, run_name)
 
+    def ended(self, run_id: int) -> tuple[str, float | None, set[str]] | None:
+        """``(status, end time, workers)`` if the run has workers and every one of them
+        ended (Completed, Failed or Stopped); ``None`` for a new or running run."""
+        rows = self.query("SELECT status, ended, worker FROM workers WHERE run_id = ?", (run_id,))
+        statuses = {str(row[0]) for row in rows}
+        if not rows or "InProgress" in statuses:
+            return None
+        status = next((s for s in ("Failed", "Stopped") if s in statuses), "Completed")
+        ends = [float(row[1]) for row in rows if row[1] is not None]
+        return status, max(ends) if ends else None, {str(row[2]) for row in rows}
+
+    def free_run_name(self, experiment_name: str | None, run_name: str) -> str:
+        """``run_name-2`` (or -3, ...): a name no run of the experiment has yet."""
+        taken = {
+            k.run_name
+            for k, _ in self.run_keys(experiment_name, unassigned=experiment_name is None)
+        }
+        n = 2
+        while f"{run_name}-{n}" in taken:
+            n += 1
+        return f"{run_name}-{n}"
+
     def find_run(self, experiment_name: str | None, run_name: str) -> RunKey:
         with self._lock, self._errors("find run"):
             row = self._db.execute(
@@ -336,8 +369,17 @@ class LocalStore:
                 (run_name, experiment_name),
             ).fetchone()
         if row is None:
-            where = f"experiment {experiment_name!r}" if experiment_name else "unassigned runs"
-            raise RunNotFoundError(f"no run named {run_name!r} in {where} at {self.path}")
+            if experiment_name is not None:
+                self.experiment(experiment_name)  # a missing experiment says so
+            where = f"experiment {experiment_name!r}" if experiment_name else "the unassigned runs"
+            names = [
+                k.run_name
+                for k, _ in self.run_keys(experiment_name, unassigned=experiment_name is None)
+            ]
+            raise RunNotFoundError(
+                f"no run named {run_name!r} in {where} at {self.path}"
+                + did_you_mean(run_name, names)
+            )
         return RunKey(int(row[0]), experiment_name, run_name)
 
     def set_worker_status(
@@ -602,20 +644,51 @@ class LocalStore:
         for record in self.list_experiments():
             if record.experiment_name == name:
                 return record
-        raise RunNotFoundError(f"no experiment named {name!r} at {self.path}")
+        names = [r.experiment_name for r in self.list_experiments()]
+        raise RunNotFoundError(
+            f"no experiment named {name!r} at {self.path}" + did_you_mean(name, names)
+        )
 
     def delete_experiment(self, name: str) -> int:
-        """Delete an experiment and all its runs; returns the number of runs deleted."""
+        """Delete an experiment and all its runs, with the files only they referenced;
+        returns the number of runs deleted."""
         with self.transaction("delete experiment") as db:
             row = db.execute("SELECT id FROM experiments WHERE name = ?", (name,)).fetchone()
             if row is None:
-                raise RunNotFoundError(f"no experiment named {name!r} at {self.path}")
-            runs = db.execute(
-                "SELECT count(*) FROM runs WHERE experiment_id = ?", (row[0],)
-            ).fetchone()[0]
+                self.experiment(name)  # raises, with a suggestion
+            ids = [r[0] for r in db.execute("SELECT id FROM runs WHERE experiment_id = ?", row)]
+            shas = self._delete_runs(db, ids)
             db.execute("DELETE FROM experiments WHERE id = ?", (row[0],))
         self._metric_ids.clear()
-        return int(runs)
+        self._remove_files(shas)
+        return len(ids)
+
+    def delete_run(self, key: RunKey) -> None:
+        """Delete one run, with the files only it referenced."""
+        with self.transaction("delete run") as db:
+            shas = self._delete_runs(db, [key.run_id])
+        self._metric_ids.clear()
+        self._remove_files(shas)
+
+    def _delete_runs(self, db: sqlite3.Connection, ids: list[int]) -> set[str]:
+        """Delete runs (in the caller's transaction); the hashes nothing references now."""
+        marks = ",".join("?" * len(ids))
+        shas = {
+            str(r[0])
+            for r in db.execute(
+                f"SELECT sha256 FROM artifacts WHERE run_id IN ({marks}) AND sha256 IS NOT NULL",
+                ids,
+            )
+        }
+        db.execute(f"DELETE FROM runs WHERE id IN ({marks})", ids)
+        still = {str(r[0]) for r in db.execute("SELECT DISTINCT sha256 FROM artifacts")}
+        return shas - still
+
+    def _remove_files(self, shas: set[str]) -> None:
+        for sha in shas:
+            if len(sha) == 64 and sha.isalnum():
+                with contextlib.suppress(OSError):
+                    (self.artifact_dir / "sha256" / sha[:2] / sha).unlink()
 
     def run_keys(
         self, experiment_name: str | None, *, unassigned: bool = False
@@ -784,6 +857,69 @@ _UPSERT_WORKER = (
     "host = excluded.host, pid = excluded.pid, "
     "world_size = coalesce(excluded.world_size, world_size)"
 )
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection to an existing store, or a :class:`StoreError` saying why.
+
+    A WAL database needs its ``-shm`` file even to read; on a read-only filesystem that
+    cannot be created, and the database is then read as immutable (no writer can be
+    running there anyway). A store older than this runstream is upgraded first, once,
+    when it can be written; one that cannot is refused with what to do.
+    """
+    db_path = path / DB_NAME
+    if not db_path.is_file():
+        raise StoreError(
+            f"no runstream store at {path} ({DB_NAME} not found); pass --store DIR or set "
+            "RUNSTREAM_STORE to the directory a run wrote to"
+        )
+    uri = db_path.as_uri()
+    try:
+        db = _connect_read_only(f"{uri}?mode=ro")
+    except sqlite3.Error:
+        try:
+            db = _connect_read_only(f"{uri}?mode=ro&immutable=1")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the store at {path}: {exc}") from exc
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.Error as exc:
+        db.close()
+        raise StoreError(f"cannot read the store at {path}: {exc}") from exc
+    version = 0 if row is None else int(row[0])
+    if version > SCHEMA_VERSION:
+        db.close()
+        raise SchemaError(
+            f"the store at {path} has schema version {version}, newer than this "
+            f"runstream understands ({SCHEMA_VERSION}); upgrade runstream"
+        )
+    if version < SCHEMA_VERSION:
+        db.close()
+        if not os.access(db_path, os.W_OK) or not os.access(path, os.W_OK):
+            raise StoreError(
+                f"the store at {path} has schema version {version}, older than this "
+                f"runstream's ({SCHEMA_VERSION}), and cannot be upgraded here (read-only); "
+                "open it once where it can be written"
+            )
+        LocalStore(path).close()  # upgrades the schema
+        db = _connect_read_only(f"{uri}?mode=ro")
+    return db
+
+
+def _connect_read_only(uri: str) -> sqlite3.Connection:
+    db = sqlite3.connect(
+        uri,
+        uri=True,
+        timeout=_BUSY_TIMEOUT_MS / 1000,
+        isolation_level=None,
+        check_same_thread=False,
+    )
+    try:
+        db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+    except sqlite3.Error:
+        db.close()
+        raise
+    return db
 
 
 def _tags(tags: Sequence[dict[str, str]] | dict[str, str] | None) -> bytes | None:

@@ -7,14 +7,20 @@ idempotent (``IF NOT EXISTS``), so a store half-created by a killed process is c
 Versions: 1, the data tables; 2, the sync tables (until then created by the SageMaker
 backend on first use, outside the version); 3, the graphs of ``log_precision_recall`` and
 the like, and their sync state; 4, a CRC-32 ``checksum`` of each metric blob
-(``chunks.data``, ``summaries.data``). Blobs written before version 4 have a NULL checksum
-and are read as before; a blob whose checksum does not match is reported as damaged.
+(``chunks.data``, ``summaries.data``): blobs written before version 4 have a NULL checksum
+and are read as before, a blob whose checksum does not match is reported as damaged; 5,
+points logged without a step keyed by microsecond, one per call, instead of bucketed by
+second (see :mod:`runstream._core._aggregate`): the stored keys are rewritten (and their
+checksums with them), nothing else changes.
 """
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from .._core import _aggregate
 from .._core._exceptions import SchemaError
 
 if TYPE_CHECKING:
@@ -24,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = ("DB_NAME", "SCHEMA_VERSION", "migrate")
 
 DB_NAME = "runstream.db"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _DATA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -185,19 +191,67 @@ CREATE TABLE IF NOT EXISTS sync_graphs (
 """
 
 # Version 4: checksums of the metric blobs. ALTER TABLE has no IF NOT EXISTS: each column
-# is added only where it is missing (see _add_columns).
+# is added only where it is missing.
 _CHECKSUMS = {"chunks": "checksum INTEGER", "summaries": "checksum INTEGER"}
 
+
+def _create(tables: str) -> Callable[[sqlite3.Connection], None]:
+    def create(db: sqlite3.Connection) -> None:
+        for statement in tables.split(";"):
+            if statement.strip():
+                db.execute(statement)
+
+    return create
+
+
+def _add_columns(columns: dict[str, str]) -> Callable[[sqlite3.Connection], None]:
+    def add(db: sqlite3.Connection) -> None:
+        for table, column in columns.items():
+            name = column.split()[0]
+            present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+            if name not in present:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+
+    return add
+
+
+def _upgrade_step_keys(db: sqlite3.Connection) -> None:
+    """Version 5: step-less keys from ``-(second + 1)`` to ``-(microsecond + 1)``, in the
+    chunks and summaries that hold any (with their checksums), and in the sync journal's
+    positions. A new store has no rows: nothing to rewrite."""
+    for table, key in (("chunks", "id"), ("summaries", "rowid")):
+        where = "first_step < 0" if table == "chunks" else "1"
+        rows = db.execute(f"SELECT {key}, data FROM {table} WHERE {where}").fetchall()
+        for rowid, blob in rows:
+            stats = _aggregate.decode(blob)
+            if not len(stats) or int(stats.step[0]) >= 0:
+                continue
+            new = _aggregate.upgrade_v2_keys(stats)
+            data = _aggregate.encode(new)
+            db.execute(
+                f"UPDATE {table} SET data = ?, checksum = ? WHERE {key} = ?",
+                (data, zlib.crc32(data), rowid),
+            )
+            if table == "chunks":
+                db.execute(
+                    "UPDATE chunks SET first_step = ?, last_step = ? WHERE id = ?",
+                    (int(new.step[0]), int(new.step[-1]), rowid),
+                )
+    micro = "-((-{0} - 1) * 1000000 + 1)"
+    db.execute(
+        f"UPDATE sync_cursors SET round_step = {micro.format('round_step')} WHERE round_step < 0"
+    )
+    db.execute(f"UPDATE sync_items SET step = {micro.format('step')} WHERE step < 0")
+
+
 # What each version adds to the one before it.
-_STEPS: dict[int, str | dict[str, str]] = {1: _DATA, 2: _SYNC, 3: _GRAPHS, 4: _CHECKSUMS}
-
-
-def _add_columns(db: sqlite3.Connection, columns: dict[str, str]) -> None:
-    for table, column in columns.items():
-        name = column.split()[0]
-        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-        if name not in present:
-            db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+_STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: _create(_DATA),
+    2: _create(_SYNC),
+    3: _create(_GRAPHS),
+    4: _add_columns(_CHECKSUMS),
+    5: _upgrade_step_keys,
+}
 
 
 def migrate(db: sqlite3.Connection, path: Path) -> None:
@@ -211,16 +265,11 @@ def migrate(db: sqlite3.Connection, path: Path) -> None:
             f"runstream understands ({SCHEMA_VERSION}); upgrade runstream"
         )
     for step in range(1, SCHEMA_VERSION + 1):
-        # Every statement is idempotent: a version-1 store may already hold sync tables
-        # that an older SageMaker backend created outside the version.
+        # Every step is idempotent, and the first always runs: a version-1 store may
+        # already hold sync tables that an older SageMaker backend created outside the
+        # version, and a store half-created by a killed process is completed.
         if step > version or step == 1:
-            change = _STEPS[step]
-            if isinstance(change, dict):
-                _add_columns(db, change)
-                continue
-            for statement in change.split(";"):
-                if statement.strip():
-                    db.execute(statement)
+            _STEPS[step](db)
     db.execute(
         "INSERT INTO meta VALUES ('schema_version', ?) "
         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",

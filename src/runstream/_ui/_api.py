@@ -3,7 +3,8 @@
 Every endpoint is a ``GET`` with query parameters (names of runs and metrics may hold any
 character, so they never go in the path). Records have the field names of
 :mod:`runstream._records`, exactly as ``runstream ... --json`` prints them; NaN and
-infinities are ``null``. Version 1; fields are only ever added.
+infinities are the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (``null`` is no
+value). Version 1; fields are only ever added.
 
 ``/api/experiments``
     ``{"store", "experiments": [ExperimentRecord], "unassigned_runs": int}``
@@ -17,8 +18,9 @@ infinities are ``null``. Version 1; fields are only ever added.
     ``y`` is the mean of the step's values (over workers in the merged view), ``min`` and
     ``max`` their range. Each line is downsampled for display to about ``points`` buckets
     (default 1000, at most 20000) between ``from`` and ``to``; ``steps`` counts all stored
-    steps. Points logged without a step are charted by time (``axis: "time"``, x in epoch
-    seconds) when the metric has no stepped points, else counted in ``unstepped``.
+    steps. Points logged without a step are charted by time, one point per call in the
+    order logged (``axis: "time"``, x in epoch seconds) when the metric has no stepped
+    points, else counted in ``unstepped``; no step is ever made up for them.
 ``/api/best?experiment=E&metric=M[&maximize=true][&stat=Last]``
     ``{"run": RunRecord, "metric", "stat", "maximize", "value"}``
 ``/api/file?experiment=E&run=R&name=N[&direction=output|input]``
@@ -40,8 +42,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._core._aggregate import key_time
 from .._core._downsample import downsample, window
 from .._core._exceptions import RunNotFoundError
+from .._core._json import jsonable
 from .._run._analytics import read_runs, select_best
 from .._run._validate import is_media_type
 from .._store import run_graphs
@@ -92,13 +96,18 @@ class Api:
         # skips reading and merging the chunks again. A new flush changes the version.
         self._cache: OrderedDict[tuple[object, ...], StepStats] = OrderedDict()
         self._cache_lock = threading.Lock()
-        self.routes: dict[str, Callable[[Query], Any]] = {
+        endpoints: dict[str, Callable[[Query], Any]] = {
             "/api/experiments": self.experiments,
             "/api/runs": self.runs,
             "/api/run": self.run,
             "/api/graphs": self.graphs,
             "/api/series": self.series,
             "/api/best": self.best,
+        }
+        # What each route answers is plain JSON-able data with NaN and the infinities as
+        # the strings "NaN", "Infinity" and "-Infinity" (runstream._core._json).
+        self.routes: dict[str, Callable[[Query], Any]] = {
+            path: _encoded(endpoint) for path, endpoint in endpoints.items()
         }
 
     def experiments(self, query: Query) -> dict[str, Any]:
@@ -237,15 +246,15 @@ def series_lines(
 def _line(
     rows: StepStats, axis: str, points: int, bounds: tuple[float | None, float | None]
 ) -> tuple[dict[str, Any], float | None]:
-    # Rows are sorted by step and points without one sit at negative steps, first: slicing
+    # Rows are sorted by step and points without one sit at negative keys, first: slicing
     # (a view) separates them without copying a million records.
     unstepped = int(np.searchsorted(rows.step, 0))
     if axis == "step":
         rows = rows.take(slice(unstepped, None))
         x = rows.step.astype(np.float64)
-    else:  # time buckets are stored at step -(second + 1), in reverse time order
+    else:  # one point per call, keyed -(microsecond + 1): newest first, so reversed
         rows = rows.take(slice(None, None, -1))
-        x = (-rows.step - 1).astype(np.float64)
+        x = key_time(rows.step)
     with np.errstate(invalid="ignore", divide="ignore"):
         y = rows.sum / rows.count
     bad = np.flatnonzero(~np.isfinite(y))
@@ -261,6 +270,13 @@ def _line(
         "max": rows.max[keep].tolist(),
     }
     return line, first_bad
+
+
+def _encoded(endpoint: Callable[[Query], Any]) -> Callable[[Query], Any]:
+    def answer(query: Query) -> Any:
+        return jsonable(endpoint(query))
+
+    return answer
 
 
 def _required(query: Query, name: str) -> str:

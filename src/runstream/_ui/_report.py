@@ -11,8 +11,7 @@ import html
 import time
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
+from .._core._json import dumps
 from .._core._version import VERSION
 from .._run._analytics import read_runs
 from .._store import run_graphs
@@ -80,7 +79,7 @@ def build_report(
         "graphs": _graphs(store, runs),
     }
     # "</" cannot end the script element early when written as the equivalent "<\/".
-    payload = msgspec.json.encode(data).decode().replace("</", "<\\/")
+    payload = dumps(data).decode().replace("</", "<\\/")
     scripts = ("uPlot.iife.min.js", "charts.js", "graphs.js", "report.js")
     js = "\n".join(static_text(n) for n in scripts)
     css = "\n".join(static_text(n) for n in ("uPlot.min.css", "app.css"))

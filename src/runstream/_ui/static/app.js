@@ -9,9 +9,11 @@
 "use strict";
 
 (function () {
-  const { fmt, lineChart, wideRange } = window.RS;
-  // A metric statistic: null means NaN or infinite (JSON has neither).
-  const statText = (v) => (v === null ? "nan/inf" : fmt(v));
+  const { fmt, lineChart, wideRange, parse } = window.RS;
+  // A metric statistic: NaN, inf and -inf arrive as such (see RS.revive); null is no value.
+  const statText = (v) => fmt(v);
+  // Metrics where higher is better, for the default direction of "best run".
+  const HIGHER_IS_BETTER = /acc|f1|auc|precision|recall|score|reward|iou|bleu|rouge|map\b|r2/i;
   const REFRESH_MS = Number(new URLSearchParams(location.search).get("refresh")) || 2000;
   const PAGE = 200;
   const view = document.getElementById("view");
@@ -42,7 +44,7 @@
       for (const one of Array.isArray(v) ? v : [v]) qs.append(k, one);
     }
     const res = await fetch(`/api/${path}?${qs}`);
-    const body = await res.json();
+    const body = parse(await res.text());
     if (!res.ok) throw new Error(body.error || res.statusText);
     return body;
   }
@@ -166,6 +168,30 @@
     return (r) => tests.every((t) => t(r));
   }
 
+  // The filter box's example, from this experiment's own columns: a numeric parameter
+  // compared with a value that keeps some runs and drops others.
+  function placeholder(runs) {
+    const examples = [];
+    const numeric = [...new Set(runs.flatMap((r) => Object.keys(r.parameters)))].sort()
+      .find((p) => new Set(runs.map((r) => r.parameters[p]).filter((v) => typeof v === "number")).size > 1);
+    if (numeric) {
+      const values = [...new Set(runs.map((r) => r.parameters[numeric]).filter((v) => typeof v === "number"))]
+        .sort((a, b) => a - b);
+      examples.push(`${numeric}>=${fmt(values[Math.floor(values.length / 2)])}`);
+    }
+    if (runs.some((r) => r.status === "Failed")) examples.push("status=Failed");
+    else examples.push("status=Completed");
+    return `search, or filter: ${examples.join(" ")}`;
+  }
+
+  // The metric "best run" starts with (a validation loss, else a loss, else the first), and
+  // its direction: highest for accuracies and scores, lowest otherwise.
+  function defaultBest(metrics) {
+    const pick = metrics.find((m) => /val.*loss|loss.*val/i.test(m)) || metrics.find((m) => /val/i.test(m) && HIGHER_IS_BETTER.test(m))
+      || metrics.find((m) => /loss/i.test(m)) || metrics[0];
+    return pick;
+  }
+
   async function viewRuns(experiment) {
     const gen = generation;
     const params = experiment === null ? { unassigned: "true" } : { experiment };
@@ -175,8 +201,7 @@
     const state = { sort: null, desc: false, shown: PAGE, selected: new Set(), best: null };
 
     const search = h("input", {
-      id: "search", type: "search", size: 40,
-      placeholder: "search, or filter: lr>0.01 status=Failed loss<0.5",
+      id: "search", type: "search", size: 48, placeholder: placeholder(runs),
     });
     const statSelect = h("select", { id: "stat" }, Object.keys(STATS).map((s) => h("option", {}, s)));
     const bestMetric = h("select", { id: "best-metric" });
@@ -224,8 +249,9 @@
           return state.desc ? -c : c;
         });
       }
-      const metricNow = bestMetric.value;
+      const metricNow = bestMetric.value || defaultBest(metrics);
       bestMetric.replaceChildren(...metrics.map((m) => h("option", { selected: m === metricNow }, m)));
+      if (!state.directionTouched && metricNow) bestDir.value = String(HIGHER_IS_BETTER.test(metricNow));
       counter.textContent = `${rows.length} of ${runs.length} runs`;
       const head = h("tr", {}, h("th", {}, ""), cols.map((c, i) => h("th", {
         class: "sortable" + (state.sort === i ? (state.desc ? " desc" : " asc") : ""),
@@ -279,6 +305,8 @@
     });
     search.addEventListener("input", () => { state.shown = PAGE; render(); });
     statSelect.addEventListener("change", render);
+    bestMetric.addEventListener("change", () => { state.directionTouched = false; state.best = null; render(); });
+    bestDir.addEventListener("change", () => { state.directionTouched = true; });
     more.addEventListener("click", () => { state.shown += PAGE * 5; render(); });
     const bestBtn = h("button", { id: "find-best", onclick: findBest }, "Find best");
 
@@ -343,7 +371,7 @@
       if (state.log === null) state.log = wideRange(data.lines); // a diverged loss: log by default
       logBox.checked = state.log;
       state.chart = lineChart(body, {
-        axis: data.axis, lines: lines(data), firstNonfinite: data.first_nonfinite, log: state.log,
+        axis: data.axis, lines: lines(data), firstNonfinite: data.first_nonfinite, log: state.log, yLabel: metric,
         onZoom: (lo, hi) => { state.range = lo === null ? null : [lo, hi]; refresh(); },
       });
     }
@@ -484,7 +512,7 @@
       if (!chart) {
         if (log === null) log = wideRange(d.lines);
         logBox.checked = log;
-        chart = lineChart(body, { axis: d.axis, lines: d.lines, firstNonfinite: d.bad, legend: true, log,
+        chart = lineChart(body, { axis: d.axis, lines: d.lines, firstNonfinite: d.bad, legend: true, log, yLabel: metric,
           onZoom: (lo, hi) => { range = lo === null ? null : [lo, hi]; draw(); } });
         chart.lines = d.lines.length;
         chart.metric = metric;
@@ -523,6 +551,11 @@
 
   // -- routing ----------------------------------------------------------------------------
 
+  function backLink() {
+    return h("p", {}, h("a", { href: "#/", id: "back" }, "← Back to the experiments"),
+      history.length > 1 ? h("span", {}, " · ", h("a", { href: "#", onclick: (ev) => { ev.preventDefault(); history.back(); } }, "previous page")) : null);
+  }
+
   async function route() {
     generation += 1;
     clearTimeout(timer);
@@ -535,9 +568,9 @@
       else if (path === "unassigned") await viewRuns(null);
       else if (path === "run") await viewRun(query.get("experiment") || null, query.get("run"));
       else if (path === "compare") await viewCompare(query);
-      else view.replaceChildren(h("p", { class: "error" }, `No page ${location.hash}`));
+      else view.replaceChildren(h("p", { class: "error" }, `No page ${location.hash}`), backLink());
     } catch (err) {
-      view.replaceChildren(h("p", { class: "error" }, err.message));
+      view.replaceChildren(h("p", { class: "error" }, err.message), backLink());
       document.body.dataset.ready = "error";
     }
   }

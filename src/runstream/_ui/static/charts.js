@@ -1,6 +1,9 @@
 // runstream charts: uPlot line charts shared by the dashboard and the HTML report.
 // Lines arrive downsampled by the server (a few points per pixel column); NaN and
-// infinities arrive as null and are drawn as gaps, with a marker where they start.
+// infinities arrive as the strings "NaN", "Infinity", "-Infinity" (see revive) and are
+// drawn as gaps, with a marker where they start. The y axis is robust by default: its
+// limits come from the bulk of the values, so one diverged run (1e305) cannot flatten the
+// others; what lies outside is clipped, and hovering still shows the true value.
 "use strict";
 
 (function () {
@@ -16,15 +19,25 @@
   function fmt(v) {
     if (v === null || v === undefined) return "–";
     if (typeof v !== "number") return String(v);
-    if (!Number.isFinite(v)) return String(v);
+    if (Number.isNaN(v)) return "NaN";
+    if (!Number.isFinite(v)) return v > 0 ? "inf" : "-inf";
     if (Number.isInteger(v) && Math.abs(v) < 1e15) return String(v);
     const a = Math.abs(v);
     return a !== 0 && (a < 1e-3 || a >= 1e6) ? v.toExponential(3) : String(+v.toPrecision(5));
   }
 
+  // JSON.parse reviver: runstream's JSON writes NaN and the infinities as strings.
+  const NONFINITE = { NaN: NaN, Infinity: Infinity, "-Infinity": -Infinity };
+  function revive(key, value) {
+    return typeof value === "string" && value in NONFINITE ? NONFINITE[value] : value;
+  }
+  const parse = (text) => JSON.parse(text, revive);
+  const finite = (v) => typeof v === "number" && Number.isFinite(v);
+  const drawable = (v) => (finite(v) ? v : null);
+
   // Align lines with different x onto one x array (uPlot's data shape).
   function tableOf(lines, log) {
-    const ys = lines.map((l) => (log ? l.y.map(toLog) : l.y));
+    const ys = lines.map((l) => (log ? l.y.map(drawable).map(toLog) : l.y.map(drawable)));
     if (lines.length === 1) return [lines[0].x, ys[0]];
     return uPlot.join(lines.map((l, i) => [l.x, ys[i]]));
   }
@@ -55,25 +68,47 @@
   // double click calls onZoom(null, null); the caller refetches and calls update().
   function lineChart(el, spec) {
     let marker = spec.firstNonfinite ?? null;
+    let current = spec.lines;
+    const robust = spec.robust !== false;
+    // Few points (one final test loss, a handful of evaluations): draw them as dots, or a
+    // line of one point would show nothing at all.
+    const few = (lines) => lines.every((l) => l.x.length <= 60);
     const series = [{ label: spec.axis === "time" ? "time" : "step" }].concat(
       spec.lines.map((l, i) => ({
         label: l.label,
         stroke: color(i),
         width: 1.5,
-        points: { show: false },
+        points: { show: few(spec.lines), size: 6 },
         value: (u, v) => fmt(spec.log && v !== null ? fromLog(v) : v),
       })),
     );
+    const yAxis = spec.log
+      ? { values: (u, vals) => vals.map(logLabel), size: 70, splits: logSplits }
+      : { values: (u, vals) => vals.map(fmt), size: 70 };
+    if (spec.yLabel) Object.assign(yAxis, { label: spec.yLabel, labelSize: 18 });
     const opts = {
       width: Math.max(el.clientWidth, 200),
       height: spec.height || 260,
       series,
       scales: {
-        x: { time: spec.axis === "time" },
+        x: {
+          time: spec.axis === "time",
+          range: (u, lo, hi) => (lo === hi || lo === null
+            ? [(lo ?? 0) - (spec.axis === "time" ? 60 : 1), (hi ?? 0) + (spec.axis === "time" ? 60 : 1)]
+            : [lo, hi]),
+        },
+        y: {
+          range: (u, lo, hi) => {
+            const r = robust ? robustRange(current, spec.log) : null;
+            if (r) return r;
+            if (lo === null || hi === null) return [0, 1];
+            if (lo === hi) return [lo - (Math.abs(lo) || 1) * 0.1, hi + (Math.abs(hi) || 1) * 0.1];
+            const pad = (hi - lo) * 0.05;
+            return [lo - pad, hi + pad];
+          },
+        },
       },
-      axes: [{}, spec.log
-        ? { values: (u, vals) => vals.map(logLabel), size: 70, splits: logSplits }
-        : { values: (u, vals) => vals.map(fmt), size: 70 }],
+      axes: [{}, yAxis],
       legend: { show: spec.lines.length > 1 || spec.legend === true },
       cursor: { drag: { x: true, y: false, setScale: false } },
       hooks: {
@@ -107,6 +142,7 @@
       // New data for the same lines; `range` keeps a zoomed x range in view.
       update(lines, firstNonfinite, range) {
         marker = firstNonfinite ?? null;
+        current = lines;
         plot.setData(tableOf(lines, spec.log), !range);
         if (range) plot.setScale("x", { min: range[0], max: range[1] });
       },
@@ -149,20 +185,37 @@
     return `${t < 0 ? "-" : ""}${e > 5 || e < -2 ? `1e${Math.round(e)}` : fmt(+(10 ** e).toPrecision(3))}`;
   }
 
-  // Whether values span so many orders of magnitude (a diverged loss) that a linear axis
-  // would flatten everything else.
-  function wideRange(lines) {
-    let lo = Infinity, hi = 0;
-    for (const l of lines) {
-      for (const v of l.y) {
-        if (v === null) continue;
-        const a = Math.abs(v);
-        if (a > hi) hi = a;
-        if (a > 0 && a < lo) lo = a;
-      }
-    }
-    return hi / lo > 1e6;
+  // Robust y limits: values more than 1000 times the 90th percentile of the magnitudes
+  // (a diverged run's 1e305) are left off the axis, clipped, instead of squashing the healthy
+  // runs into one flat line; everything else, early high losses included, stays in view.
+  // Hovering still shows the true values. null when nothing is left off (the usual axis).
+  function robustRange(lines, log) {
+    const all = [];
+    for (const l of lines) for (const v of l.y) if (finite(v)) all.push(v);
+    if (all.length < 2) return null;
+    const mags = all.map(Math.abs).sort((a, b) => a - b);
+    const ref = mags[Math.floor(0.9 * (mags.length - 1))];
+    if (!(ref > 0)) return null;
+    const kept = all.filter((v) => Math.abs(v) <= ref * 1e3);
+    if (kept.length === all.length || !kept.length) return null;
+    let lo = Math.min(...kept), hi = Math.max(...kept);
+    if (log) { lo = toLog(lo); hi = toLog(hi); }
+    if (!(hi > lo)) return [lo - 1, hi + 1];
+    const pad = (hi - lo) * 0.05;
+    return [lo - pad, hi + pad];
   }
 
-  window.RS = { color, fmt, lineChart, wideRange };
+  // Whether the bulk of the values (robust, as the axis) spans so many orders of magnitude
+  // that a linear axis would flatten it: then log is the better default.
+  function wideRange(lines) {
+    const mags = [];
+    for (const l of lines) for (const v of l.y) if (finite(v) && v !== 0) mags.push(Math.abs(v));
+    if (!mags.length) return false;
+    mags.sort((a, b) => a - b);
+    const ref = mags[Math.floor(0.9 * (mags.length - 1))];
+    const kept = mags.filter((a) => a <= ref * 1e3); // as the robust axis: outliers aside
+    return kept[kept.length - 1] / kept[0] > 1e6;
+  }
+
+  window.RS = { color, fmt, lineChart, wideRange, parse, revive, finite };
 })();

@@ -2,8 +2,8 @@
 "use strict";
 
 (function () {
-  const { fmt, lineChart } = window.RS;
-  const data = JSON.parse(document.getElementById("report-data").textContent);
+  const { fmt, lineChart, wideRange, parse } = window.RS;
+  const data = parse(document.getElementById("report-data").textContent);
 
   function h(tag, attrs, ...children) {
     const el = document.createElement(tag);
@@ -23,7 +23,7 @@
     h("span", { class: `badge ${(r.status || "not-entered").toLowerCase()}` }, r.status || "not entered"),
     when(r.start_time),
     ...params.map((p) => fmt(r.parameters[p])),
-    ...metrics.map((m) => (!r.metrics[m] ? "–" : r.metrics[m].last === null ? "nan/inf" : fmt(r.metrics[m].last))),
+    ...metrics.map((m) => (!r.metrics[m] ? "–" : fmt(r.metrics[m].last))),
   ]);
   const view = document.getElementById("view");
   view.append(
@@ -41,7 +41,10 @@
     const body = h("div", { class: "chart" });
     grid.append(h("section", { class: "card", "data-metric": chart.metric },
       h("header", {}, h("h3", {}, chart.metric)), body));
-    lineChart(body, { axis: chart.axis, lines: chart.lines, firstNonfinite: chart.first_nonfinite, legend: true });
+    // Robust y limits keep a diverged run from flattening the others; log when the bulk of
+    // the values spans many orders of magnitude.
+    lineChart(body, { axis: chart.axis, lines: chart.lines, firstNonfinite: chart.first_nonfinite, legend: true,
+      log: wideRange(chart.lines), yLabel: chart.metric });
   }
   for (const entry of data.graphs || []) {
     view.append(window.RSGraphs.section(entry.graphs, `Graphs: ${entry.run}`));
