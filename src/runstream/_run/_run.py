@@ -143,7 +143,7 @@ class Run:
         self.experiment_name = experiment
         self.run_name = run
         self.run_group_name = _names.run_group_name(experiment) if experiment else None
-        tc_name = _names.trial_component_name(experiment, run) if experiment else run
+        tc_name = _names.trial_component_name(experiment, run)
         self._trial_component = _TrialComponent(tc_name)
         self._backend = resolve_backend(backend, experiment, tc_name)
         self.sagemaker_session = sagemaker_session
@@ -184,9 +184,7 @@ class Run:
         self.run_name = key.run_name
         exp = key.experiment_name
         self.run_group_name = _names.run_group_name(exp) if exp else None
-        self._trial_component = _TrialComponent(
-            _names.trial_component_name(exp, key.run_name) if exp else key.run_name
-        )
+        self._trial_component = _TrialComponent(_names.trial_component_name(exp, key.run_name))
         self.sagemaker_session = None
         self.artifact_bucket = self.artifact_prefix = None
         self.worker = worker_identity()

@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from .._core._environment import ENV_WORKER, worker_identity
+from .._core._environment import ENV_WORKER, RANK_VARIABLES, worker_identity
 from .._run._load import load_run
 from .._run._run import Run
 
@@ -24,7 +24,6 @@ __all__ = (
 )
 
 _log = logging.getLogger("runstream")
-_RANK_VARIABLES = ("RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID")
 _MAX_STRING = 2500  # the service's limit on a string parameter
 
 
@@ -36,14 +35,14 @@ def worker_for_rank(rank: int, world_size: int) -> str | None:
     """
     if world_size <= 1 or os.environ.get(ENV_WORKER):
         return None
-    if any(os.environ.get(variable) for variable in _RANK_VARIABLES):
+    if any(os.environ.get(variable) for variable in RANK_VARIABLES):
         return None
     return worker_identity(environ={**os.environ, "RANK": str(rank)})
 
 
 def env_rank() -> int:
     """This process's global rank from the launcher's variables (0 without a launcher)."""
-    for variable in _RANK_VARIABLES:
+    for variable in RANK_VARIABLES:
         value = os.environ.get(variable, "")
         if value.isdigit():
             return int(value)
