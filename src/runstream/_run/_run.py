@@ -13,7 +13,7 @@ import logging
 import os
 import time
 import warnings
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, SupportsFloat
@@ -38,7 +38,12 @@ from ._sdk_context import install as _offer_to_official_jobs
 if TYPE_CHECKING:
     from .._core._batch import RunKey
 
-__all__ = ("Flush", "Run", "current_run")
+__all__ = (
+    "Flush",
+    "Run",
+    "current_run",
+    "loading",
+)
 
 _log = logging.getLogger("runstream")
 _current: ContextVar[Run | None] = ContextVar("runstream_current_run", default=None)
@@ -435,7 +440,7 @@ class Run:
         """
         self._check_context()
         build = _graphs.precision_recall(y_true, predicted_probabilities, positive_label, no_skill)
-        _graphs.log_graph(self, "PrecisionRecallCurve", title, is_output, build)
+        self._log_graph("PrecisionRecallCurve", title, is_output, build)
 
     def log_roc_curve(
         self, y_true: Any, y_score: Any, title: str | None = None, is_output: bool = True
@@ -443,7 +448,7 @@ class Run:
         """Log a ROC curve (labels {0, 1} or {-1, 1}) and its area under the curve."""
         self._check_context()
         build = _graphs.roc_curve(y_true, y_score)
-        _graphs.log_graph(self, "ROCCurve", title, is_output, build)
+        self._log_graph("ROCCurve", title, is_output, build)
 
     def log_confusion_matrix(
         self, y_true: Any, y_pred: Any, title: str | None = None, is_output: bool = True
@@ -451,7 +456,7 @@ class Run:
         """Log a confusion matrix over the sorted labels found in ``y_true`` and ``y_pred``."""
         self._check_context()
         build = _graphs.confusion_matrix(y_true, y_pred)
-        _graphs.log_graph(self, "ConfusionMatrix", title, is_output, build)
+        self._log_graph("ConfusionMatrix", title, is_output, build)
 
     def _claim_artifact(self, name: str, is_output: bool) -> str:
         _validate.check_artifact_name(name)
@@ -745,6 +750,24 @@ class Run:
     def series(self, metric_name: str, worker: str | None = None) -> Series:
         """A metric's series by step, merged over workers unless ``worker`` names one."""
         return self._store_or_open().series(self._key.run_id, metric_name, worker)
+
+    def _log_graph(
+        self,
+        graph_type: str,
+        title: str | None,
+        is_output: bool,
+        build: Callable[[str], dict[str, Any]],
+    ) -> None:
+        _graphs.log_graph(
+            self._store_or_open(),
+            self._key.run_id,
+            worker=self.worker,
+            backend=self._backend,
+            graph_type=graph_type,
+            title=title,
+            is_output=is_output,
+            build=build,
+        )
 
     def graphs(self) -> list[Graph]:
         """The run's graphs (``log_precision_recall`` and the like), as stored."""
