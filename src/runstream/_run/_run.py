@@ -3,7 +3,7 @@
 The current run lives in a :class:`contextvars.ContextVar`, so each thread or asyncio task
 can hold its own (the official SDK has one per process). Logging methods never wait and
 never do I/O (``log_file`` checks that the file exists, as the official SDK does, and copies
-it in the background): they validate and append to :class:`~runstream._ingest.Ingest`.
+it in the background): they validate and append to :class:`~runstream._core._ingest.Ingest`.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Layout of a store directory::
     <store>/artifacts/sha256/ab/abcdef...   files logged with log_file, by content hash
 
 Metrics are written as *chunks*: one row per metric per flush holding that flush's step
-statistics as a compact numpy blob (see :mod:`runstream._aggregate`), plus one running
+statistics as a compact numpy blob (see :mod:`runstream._core._aggregate`), plus one running
 summary per (metric, worker). A flush therefore costs a handful of rows whatever the number
 of points, and a reader merges chunks exactly. Every write is one ``BEGIN IMMEDIATE``
 transaction, so several processes can write the same run: SQLite serializes them, the
