@@ -124,27 +124,21 @@ class Run:
         tick: float = 0.2,
         backend: str | None = None,
     ) -> None:
-        if experiment_name is None:
-            if run_name is None:
-                raise ValueError("an unassigned run (experiment_name=None) needs a run_name")
-            _, run = _names.validate_names("unassigned", run_name)
-            experiment = None
-        else:
-            experiment, run = _names.validate_names(experiment_name, run_name)
-            _validate.check_text(experiment, "experiment_name")
-        _validate.check_text(run, "run_name")
-        flush_interval = _validate.check_seconds("flush_interval", flush_interval)
-        close_timeout = _validate.check_seconds("close_timeout", close_timeout)
-        tick = _validate.check_seconds("tick", tick)
-        capacity = _validate.check_capacity(capacity)
-        tags = _validate.check_tags(tags)
-        worker = _validate.check_worker(worker)
-        _validate.check_store(store)
-        experiment_display_name = _validate.check_optional_text(
-            experiment_display_name, "experiment_display_name"
+        args = _validate.check_run_arguments(
+            experiment_name,
+            run_name,
+            experiment_display_name=experiment_display_name,
+            run_display_name=run_display_name,
+            tags=tags,
+            store=store,
+            worker=worker,
+            flush_interval=flush_interval,
+            capacity=capacity,
+            close_timeout=close_timeout,
+            tick=tick,
+            backend=backend,
         )
-        run_display_name = _validate.check_optional_text(run_display_name, "run_display_name")
-        _validate.check_optional_text(backend, "backend")
+        experiment, run = args.experiment_name, args.run_name
         self.experiment_name = experiment
         self.run_name = run
         self.run_group_name = _names.run_group_name(experiment) if experiment else None
@@ -154,22 +148,22 @@ class Run:
         self.sagemaker_session = sagemaker_session
         self.artifact_bucket = artifact_bucket
         self.artifact_prefix = artifact_prefix
-        self.worker = worker_identity(worker)
+        self.worker = worker_identity(args.worker)
         self._store_path = resolve_store_path(store)
-        self._flush_interval = flush_interval
-        self._close_timeout = close_timeout
-        self._tick = tick
-        self._capacity = capacity
+        self._flush_interval = args.flush_interval
+        self._close_timeout = args.close_timeout
+        self._tick = args.tick
+        self._capacity = args.capacity
         self._store: LocalStore | None = LocalStore(self._store_path)
         self._key = self._store.ensure_run(
             experiment,
             run,
-            display_name=run_display_name,
-            tags=tags,
-            experiment_display_name=experiment_display_name,
+            display_name=args.run_display_name,
+            tags=args.tags,
+            experiment_display_name=args.experiment_display_name,
         )
         if not _loading.get():
-            _warn_if_continued(self._store, self._key, self.worker, named=worker is not None)
+            _warn_if_continued(self._store, self._key, self.worker, named=args.worker is not None)
         # As the official constructor: the backend's entities exist before the block.
         create_entities(
             self._backend,
@@ -257,7 +251,7 @@ class Run:
             copied off asynchronously, without syncing the device (see ``_tensors``)
         :param timestamp: a ``datetime`` or epoch seconds within the service's window
             (two weeks back, two hours ahead); default: now, to within ``tick``
-        :param step: a non-negative ``int``; points without a step are bucketed per second
+        :param step: a non-negative ``int``; without one, each call is a point in time of its own
         :raises RuntimeError: outside a ``with`` block
         """
         try:
