@@ -42,6 +42,7 @@ __all__ = (
     "Flush",
     "Run",
     "current_run",
+    "is_entered",
     "loading",
 )
 
@@ -162,8 +163,9 @@ class Run:
             tags=args.tags,
             experiment_display_name=args.experiment_display_name,
         )
-        if not _loading.get():
-            _warn_if_continued(self._store, self._key, self.worker, named=args.worker is not None)
+        # Said when it is entered: constructing a run to read it continues nothing.
+        self._continues_on_purpose = _loading.get()
+        self._worker_named = args.worker is not None
         # As the official constructor: the backend's entities exist before the block.
         create_entities(
             self._backend,
@@ -193,6 +195,8 @@ class Run:
         self._store = store
         self._key = key
         self._backend = "local"
+        self._continues_on_purpose = True  # picked from list_runs(): read, or continued
+        self._worker_named = False
         self._init_logging_state()
         return self
 
@@ -472,14 +476,14 @@ class Run:
     def __enter__(self) -> Run:
         if self._enter_context():
             self._entered_async = False
-            self._open()
+            self._say_if_continued(self._open())
             self._activate_or_close()
         return self
 
     async def __aenter__(self) -> Run:
         if self._enter_context():
             self._entered_async = True
-            await anyio.to_thread.run_sync(self._open)
+            self._say_if_continued(await anyio.to_thread.run_sync(self._open))
             try:
                 self._activate()
             except BaseException as exc:
@@ -541,13 +545,19 @@ class Run:
         self._inside_init = False
         return True
 
-    def _open(self) -> None:
+    def _open(self) -> str | None:
         """Everything a run needs before its first point (blocking): the store, the
         backends' credentials check, this worker's status, the flusher's thread. On failure
-        it undoes what it did: nothing is left half-open."""
+        it undoes what it did: nothing is left half-open. Returns what to say if this
+        continues a run that had ended."""
         try:
             with contextlib.ExitStack() as undo:
                 store = self._store_or_open()
+                continued = None
+                if not self._continues_on_purpose:
+                    continued = _continued_message(
+                        store, self._key, self.worker, named=self._worker_named
+                    )
                 senders = self._open_senders(store)
                 for sender in senders:
                     undo.callback(sender.close)
@@ -561,6 +571,11 @@ class Run:
             self._inside_init = self._inside_load = False
             raise
         self._background = background
+        return continued
+
+    def _say_if_continued(self, message: str | None) -> None:
+        if message is not None:  # warned from the caller's thread, at the caller's line
+            warnings.warn(message, RunContinuedWarning, stacklevel=3)
 
     def _activate_or_close(self) -> None:
         try:
@@ -789,8 +804,13 @@ def current_run() -> Run | None:
     return _current.get()
 
 
-def _warn_if_continued(store: LocalStore, key: RunKey, worker: str, *, named: bool) -> None:
-    """``Run(...)`` of a run that already ended says so, once, and how to start anew.
+def is_entered(run: Run) -> bool:
+    """Whether ``run`` is inside a ``with`` block now (integrations then leave it to it)."""
+    return run._inside_init or run._inside_load
+
+
+def _continued_message(store: LocalStore, key: RunKey, worker: str, *, named: bool) -> str | None:
+    """Entering a run that already ended says so, once, and how to start anew.
 
     A script started again (a new process, so a new ``<host>-<pid>`` worker) or a worker
     that ended there before continues the run; a new worker with a name of its own (a rank,
@@ -798,23 +818,21 @@ def _warn_if_continued(store: LocalStore, key: RunKey, worker: str, *, named: bo
     """
     ended = store.ended(key.run_id)
     if ended is None:
-        return
+        return None
     status, end, workers = ended
     named = named or worker != default_worker()
     if named and worker not in workers:
-        return
+        return None
     when = "" if end is None else time.strftime(" on %Y-%m-%d at %H:%M:%S", time.localtime(end))
     where = f"of experiment {key.experiment_name!r}" if key.experiment_name else "(unassigned)"
     fresh = store.free_run_name(key.experiment_name, key.run_name)
     experiment = repr(key.experiment_name) if key.experiment_name else "None"
-    warnings.warn(
+    return (
         f"run {key.run_name!r} {where} already ended ({status}{when}); this Run continues "
         "it, and what it logs merges with the earlier points (a step logged again is "
         f"averaged with the old value). To start a new run, give it a new name, such as "
         f"Run({experiment}, {fresh!r}), or run_name=None for a generated one; to continue "
-        f"it on purpose, use load_run({key.run_name!r}, {experiment}), which does not warn.",
-        RunContinuedWarning,
-        stacklevel=3,
+        f"it on purpose, use load_run({key.run_name!r}, {experiment}), which does not warn."
     )
 
 

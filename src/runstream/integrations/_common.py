@@ -12,7 +12,7 @@ from typing import Any
 
 from .._core._environment import ENV_WORKER, RANK_VARIABLES, worker_identity
 from .._run._load import load_run
-from .._run._run import Run
+from .._run._run import Run, is_entered
 
 __all__ = (
     "RunHolder",
@@ -54,8 +54,9 @@ class RunHolder:
 
     The run is the one given, else one made from ``experiment_name``/``run_name``, else
     :func:`~runstream.load_run` (the run in context, or one a parent process exported). It is
-    entered when training starts; a run the caller already entered just nests, so leaving it
-    only flushes and the caller's ``with`` block still decides when it closes.
+    entered when training starts; a run the caller already entered is left to the caller's
+    ``with`` block (entering it again is refused, as the official SDK refuses it): the
+    training only flushes it at the end.
     """
 
     def __init__(
@@ -73,6 +74,7 @@ class RunHolder:
         self._names = (experiment_name, run_name)
         self._options = dict(run_options)
         self._entered = False
+        self._callers = False  # the run was entered by the caller, who will close it
 
     @property
     def is_open(self) -> bool:
@@ -90,16 +92,22 @@ class RunHolder:
             else:
                 self._run = load_run(**options)
         if not self._entered:
-            self._run.__enter__()
+            self._callers = is_entered(self._run)
+            if not self._callers:
+                self._run.__enter__()
             self._entered = True
         return self._run
 
     def close(self, error: BaseException | None = None) -> None:
-        """Leave the run: the last flush, and the worker's status (Failed with ``error``)."""
+        """Leave the run: the last flush, and the worker's status (Failed with ``error``);
+        a run the caller entered is only flushed, its block records how it ends."""
         if self._entered:
             self._entered = False
             assert self._run is not None
-            self._run.__exit__(type(error) if error else None, error, None)
+            if self._callers:
+                self._run.flush()
+            else:
+                self._run.__exit__(type(error) if error else None, error, None)
 
 
 def flatten(params: Mapping[str, Any] | argparse.Namespace, prefix: str = "") -> dict[str, Any]:
