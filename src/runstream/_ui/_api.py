@@ -518,7 +518,7 @@ def _group_lines(
         lines.append(
             {
                 "group": value,
-                "label": f"{group}={shown} ({len(members[value])} run{'s' if len(members[value]) > 1 else ''})",
+                "label": f"{group}={shown} ({_runs_text(len(members[value]))})",
                 "runs": len(members[value]),
                 "steps": len(steps),
                 "x": steps[keep].tolist(),
@@ -528,6 +528,10 @@ def _group_lines(
             }
         )
     return lines
+
+
+def _runs_text(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
 
 
 def _param_text(value: object) -> str:
