@@ -793,6 +793,14 @@ class LocalStore:
         rows = self.query(f"SELECT DISTINCT name FROM metrics WHERE run_id IN ({temp})")
         return sorted(str(r[0]) for r in rows)
 
+    def parameter_names_of(self, run_ids: Sequence[int]) -> list[str]:
+        """The parameters any of these runs logged, sorted."""
+        if not run_ids:
+            return []
+        temp = ",".join(str(int(i)) for i in run_ids)
+        rows = self.query(f"SELECT DISTINCT name FROM parameters WHERE run_id IN ({temp})")
+        return sorted(str(r[0]) for r in rows)
+
     def metric_summaries(self, run_ids: Sequence[int], name: str) -> dict[int, MetricSummary]:
         """One metric's summary (merged over workers) for each of these runs that logged it."""
         if not run_ids:

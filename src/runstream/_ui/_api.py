@@ -163,32 +163,53 @@ class Api:
         descending = _boolean(query, "desc")
         stat = _stat(query)
         text = query.get("filter", "")
-        rows = self._overview(experiment)
-        ids = [r.key.run_id for r in rows]
-        metrics = self.store.metric_names_of(ids)
-        summaries = {
-            m: self._finite_where_needed(ids, m, stat) for m in metrics_named(text, sort, metrics)
-        }
-        kept = [r for r in rows if run_filter(text, stat, summaries)(r)] if text.split() else rows
-        if sort != "created" or descending:
-            key = sort_key(sort, stat, summaries)
-            keyed = [(key(r), r) for r in kept]
-            present = [kr for kr in keyed if kr[0][0] == 0]
-            present.sort(key=lambda kr: kr[0], reverse=descending)
-            kept = [r for _, r in present] + [r for k, r in keyed if k[0] != 0]
-        page = kept[offset : offset + limit]
-        records = self.store.records([r.key for r in page])
+        if not text.split() and sort == "created" and not descending:
+            # The first paint of a big experiment: no row needs reading beyond the page.
+            keys = [k for k, _ in self._keys(experiment)]
+            ids = [k.run_id for k in keys]
+            total = matched = len(keys)
+            page_keys = keys[offset : offset + limit]
+            parameters = self.store.parameter_names_of(ids)
+            metrics = self.store.metric_names_of(ids)
+        else:
+            rows = self._overview(experiment)
+            ids = [r.key.run_id for r in rows]
+            metrics = self.store.metric_names_of(ids)
+            summaries = {
+                m: self._finite_where_needed(ids, m, stat)
+                for m in metrics_named(text, sort, metrics)
+            }
+            keep = run_filter(text, stat, summaries)
+            kept = [r for r in rows if keep(r)] if text.split() else rows
+            if sort != "created" or descending:
+                key = sort_key(sort, stat, summaries)
+                keyed = [(key(r), r) for r in kept]
+                present = [kr for kr in keyed if kr[0][0] == 0]
+                present.sort(key=lambda kr: kr[0], reverse=descending)
+                kept = [r for _, r in present] + [r for k, r in keyed if k[0] != 0]
+            total, matched = len(rows), len(kept)
+            page_keys = [r.key for r in kept[offset : offset + limit]]
+            parameters = parameter_names(rows)
+        records = self.store.records(page_keys)
         return {
             "experiment_name": experiment,
-            "total": len(rows),
-            "matched": len(kept),
+            "total": total,
+            "matched": matched,
             "offset": offset,
             "limit": limit,
-            "parameters": parameter_names(rows),
+            "parameters": parameters,
             "metrics": metrics,
             "runs": records,
             "finite": self._finite_of(records),
         }
+
+    def _keys(self, experiment: str | None) -> list[tuple[RunKey, float]]:
+        try:
+            if experiment is not None:
+                self.store.experiment(experiment)  # raises RunNotFoundError
+            return self.store.run_keys(experiment, unassigned=experiment is None)
+        except RunNotFoundError as exc:
+            raise ApiError(404, str(exc)) from exc
 
     def _overview(self, experiment: str | None) -> list[RunOverview]:
         try:
