@@ -522,9 +522,9 @@ def _group_lines(
         return (1, str(value))
 
     lines = []
-    for value in sorted(members, key=order):
-        xs = np.concatenate([m[0] for m in members[value]])
-        ys = np.concatenate([m[1] for m in members[value]])
+    for member in sorted(members, key=order):
+        xs = np.concatenate([m[0] for m in members[member]])
+        ys = np.concatenate([m[1] for m in members[member]])
         ok = np.isfinite(ys)
         steps, inverse = np.unique(xs[ok], return_inverse=True)
         n = np.bincount(inverse, minlength=len(steps))
@@ -535,12 +535,12 @@ def _group_lines(
         np.maximum.at(hi, inverse, ys[ok])
         part = window(steps, *bounds)
         keep = downsample(steps[part], mean[part], points) + (part.start or 0)
-        shown = "(none)" if value is None else _param_text(value)
+        shown = "(none)" if member is None else _param_text(member)
         lines.append(
             {
-                "group": value,
-                "label": f"{group}={shown} ({_runs_text(len(members[value]))})",
-                "runs": len(members[value]),
+                "group": member,
+                "label": f"{group}={shown} ({_runs_text(len(members[member]))})",
+                "runs": len(members[member]),
                 "steps": len(steps),
                 "x": steps[keep].tolist(),
                 "y": mean[keep].tolist(),
