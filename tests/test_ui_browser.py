@@ -99,7 +99,7 @@ def test_experiments_page_lists_experiments(page: Any, server: Dashboard, tmp_pa
 def test_experiment_table_sorts_filters_and_finds_the_best(
     page: Any, server: Dashboard, known: KnownStore, tmp_path: Path
 ) -> None:
-    open_view(page, server, "experiment", "runs", name=EXPERIMENT)
+    open_view(page, server, "experiment", "exp-charts", name=EXPERIMENT)
     rows = page.locator("#runs tbody tr")
     assert rows.count() == 4
     check_screenshot(page, screenshot_dir(tmp_path) / "experiment-table.png")
@@ -167,7 +167,7 @@ def test_run_page_links_stored_files(page: Any, server: Dashboard, known: KnownS
 
 
 def test_compare_selected_runs_on_one_chart(page: Any, server: Dashboard, tmp_path: Path) -> None:
-    open_view(page, server, "experiment", "runs", name=EXPERIMENT)
+    open_view(page, server, "experiment", "exp-charts", name=EXPERIMENT)
     for name in ("lr-small", "lr-mid"):
         page.locator(f"#runs tr[data-run={name}] input.pick").check()
     page.select_option("#best-metric", "loss")
