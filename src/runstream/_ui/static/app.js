@@ -463,8 +463,8 @@
     );
     renderTable();
     renderControls();
+    ready("runs"); // the table is up; the parallel coordinates and the charts follow
     renderParallel();
-    ready("runs");
     await renderCharts();
     if (gen !== generation) return;
     ready("exp-charts");
