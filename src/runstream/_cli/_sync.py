@@ -39,7 +39,7 @@ def _sync_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _selected_ids(store: LocalStore, args: argparse.Namespace, *, register: bool) -> list[int]:
     """Run ids the arguments name (registering them for sync if asked), or all registered."""
-    from .._backends.sagemaker import _journal
+    from .._backends import _journal
 
     if not args.experiment:
         return [t.run_id for t in _journal.targets(store)]

@@ -9,13 +9,13 @@ from __future__ import annotations
 from ._entities import check_sagemaker_name
 from ._jobs import job_run
 from ._read import SageMakerView, read_run, read_runs
-from ._sender import SageMakerSender, SyncConfig, preflight, statuses, sync_store
+from ._sender import SyncConfig, data_per_second, preflight, statuses, sync_store
 
 __all__ = (
-    "SageMakerSender",
     "SageMakerView",
     "SyncConfig",
     "check_sagemaker_name",
+    "data_per_second",
     "job_run",
     "preflight",
     "read_run",

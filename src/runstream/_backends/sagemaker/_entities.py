@@ -26,7 +26,7 @@ from ._ratelimit import bucket
 if TYPE_CHECKING:
     from ..._core._records import Artifact, RunRecord
     from ._clients import Clients
-    from ._journal import Target
+    from .._journal import Target
 
 __all__ = (
     "RUN_TC_TAG",
