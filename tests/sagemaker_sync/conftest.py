@@ -56,6 +56,9 @@ def aws(
         "RUNSTREAM_AGENT_IDLE": "1",
         "RUNSTREAM_AGENT_LINGER": "30",
         "RUNSTREAM_AGENT_REGISTRY": str(registry),
+        # Most tests read SageMaker right after a run closes: close waits for the agent
+        # (as in a job). The agent's own tests unset it.
+        "RUNSTREAM_CLOSE_WAIT": "1",
     }.items():
         monkeypatch.setenv(name, value)
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION", "RUNSTREAM_BACKEND"):

@@ -88,9 +88,24 @@ def ensure_agent(store: LocalStore) -> int | None:
     never lingers as a zombie. Two processes starting one at once are fine: the second
     agent finds the lease taken and exits.
     """
-    state = journal.agent_state(store)
-    if state is not None and state.alive:
-        return None
+    with _spawn_lock:
+        started = _spawned.get(store.path)
+        if started is not None and started.poll() is None:
+            return None  # ours, still starting (or serving): one is enough
+        state = journal.agent_state(store)
+        if state is not None and state.alive:
+            return None
+        process = _spawn(store)
+        _spawned[store.path] = process
+    threading.Thread(target=process.wait, name="runstream-agent-reaper", daemon=True).start()
+    return process.pid
+
+
+_spawned: dict[Path, subprocess.Popen[bytes]] = {}
+_spawn_lock = threading.Lock()
+
+
+def _spawn(store: LocalStore) -> subprocess.Popen[bytes]:
     package_root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
@@ -108,8 +123,7 @@ def ensure_agent(store: LocalStore) -> int | None:
         )
     finally:
         log.close()
-    threading.Thread(target=process.wait, name="runstream-agent-reaper", daemon=True).start()
-    return process.pid
+    return process
 
 
 class AgentLink:
@@ -175,19 +189,24 @@ class AgentLink:
             if self._in_job:
                 await anyio.to_thread.run_sync(self._drain)
         finally:
+            with self._lock:
+                self._status = None  # read afresh: the run is closed
             with contextlib.suppress(Exception):
                 journal.close_client(self._store, self.owner)
 
     def _drain(self) -> None:
         deadline = self._closed_at + self._close_timeout
+        closed = time.time()  # the run's last data and final status are in the store
         left: SyncStatus | None = None
+        done = False
         while time.monotonic() < deadline:
             ensure_agent(self._store)  # it may have given up on an outage: start again
             left = status_of(self._store, self._target, self._data_per_second())
-            if left.state == "synced" or left.state == "blocked":
+            done = left.state == "synced" and (left.caught_up or 0.0) >= closed
+            if done or left.state == "blocked":
                 break
             time.sleep(0.1)
-        if left is not None and left.state != "synced":
+        if left is not None and not done:
             message = (
                 f"runstream: run {self._target.run_name!r} closed with {left.points_pending} "
                 f"points and {left.files_pending} files not yet in {self._target.sink} "

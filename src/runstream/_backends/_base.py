@@ -38,6 +38,8 @@ __all__ = (
 
 ENV_BACKEND = "RUNSTREAM_BACKEND"
 ENV_RESOLUTION = "RUNSTREAM_RESOLUTION"
+#: ``1``: closing a run waits for the agent to send it (as always inside a SageMaker job)
+ENV_CLOSE_WAIT = "RUNSTREAM_CLOSE_WAIT"
 RESOLUTIONS = ("auto", "full")
 BACKENDS = ("local", "sagemaker")
 # What boto3's upload_file takes as ExtraArgs (boto3.s3.transfer.S3Transfer's list),
@@ -167,7 +169,7 @@ def open_senders(
         store,
         target,
         close_timeout=close_timeout,
-        in_job=running_in_job() is not None,
+        in_job=running_in_job() is not None or os.environ.get(ENV_CLOSE_WAIT, "") == "1",
         data_per_second=data_per_second,
     )
     return [link]

@@ -182,6 +182,7 @@ def note(
     synced: bool = False,
     caught_up: bool = False,
     stride: int | None = None,
+    round_began: float | None = None,
     sink: str = SAGEMAKER,
 ) -> None:
     """Record an error (or a clean round) and the counters that go with it. A round that
@@ -193,7 +194,8 @@ def note(
             "throttled = throttled + ?, points_retried = points_retried + ?, "
             "last_sync = CASE WHEN ? THEN ? ELSE last_sync END, "
             "stride = max(stride, coalesce(?, 1)), "
-            "last_stride = coalesce(?, last_stride) WHERE run_id = ? AND backend = ?",
+            "last_stride = coalesce(?, last_stride), "
+            "caught_up = CASE WHEN ? THEN ? ELSE caught_up END WHERE run_id = ? AND backend = ?",
             (
                 caught_up,
                 error,
@@ -204,6 +206,8 @@ def note(
                 time.time(),
                 stride,
                 stride,
+                caught_up,
+                round_began,
                 run_id,
                 sink,
             ),
@@ -598,7 +602,8 @@ def status(
     sink = target.sink
     row = store.query(
         "SELECT points_sent, points_retried, points_rejected, data_sent, api_calls, "
-        "throttled, files_uploaded, blocked, last_error, last_sync, stride, last_stride "
+        "throttled, files_uploaded, blocked, last_error, last_sync, stride, last_stride, "
+        "caught_up "
         "FROM sync_runs WHERE run_id = ? AND backend = ?",
         (target.run_id, sink),
     )[0]
@@ -618,6 +623,7 @@ def status(
         max_stride=_int(row[10] or 1),
         resolution=target.resolution,
         agent=agent,
+        caught_up=None if row[12] is None else float(row[12]),
         points_sent=_int(row[0]),
         points_retried=_int(row[1]),
         points_rejected=_int(row[2]),

@@ -214,6 +214,8 @@ class SyncStatus(msgspec.Struct, frozen=True, kw_only=True):
     resolution: str = "auto"
     #: the store's sync agent: ``"running (pid N)"``, ``"stopped"``, or None (unknown)
     agent: str | None = None
+    #: when the last round that left nothing of the run pending began (epoch seconds)
+    caught_up: float | None = None
 
 
 class RunStats(msgspec.Struct, frozen=True, kw_only=True):

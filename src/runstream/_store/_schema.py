@@ -273,6 +273,7 @@ CREATE TABLE sync_runs_v6 (
     resolution TEXT,
     stride INTEGER NOT NULL DEFAULT 1,
     last_stride INTEGER NOT NULL DEFAULT 1,
+    caught_up REAL,              -- when the last round that left nothing pending began
     PRIMARY KEY (run_id, backend)
 );
 INSERT INTO sync_runs_v6(run_id, backend, bucket, prefix, entities, fingerprint, points_sent,

@@ -196,6 +196,7 @@ class RunSync:
     async def round(self) -> bool:
         """Send what is pending now. True when everything known was acknowledged."""
         store, run_id = self.store, self.target.run_id
+        began = time.time()
         if not await self._run(
             lambda: journal.acquire_lease(store, run_id, self._owner, self._config.lease_ttl)
         ):
@@ -217,7 +218,11 @@ class RunSync:
         if self.blocked is not None:
             self.blocked = None
         self._backoff.succeeded()
-        await self._run(lambda: journal.note(store, run_id, synced=True, caught_up=caught_up))
+        await self._run(
+            lambda: journal.note(
+                store, run_id, synced=True, caught_up=caught_up, round_began=began
+            )
+        )
         await self.refresh()
         return caught_up
 
@@ -341,7 +346,7 @@ class RunSync:
             return result_of(call, None)
         data = request_data(call.items)
         limiter = bucket("BatchPutMetrics")
-        throttled = resent = 0
+        resent = 0
         while True:
             await limiter.take()
             try:
@@ -357,9 +362,15 @@ class RunSync:
                     break
                 if outcome.failure is Failure.THROTTLED:
                     limiter.throttled()
-                    throttled += 1
                 resent += sum(i.points for i in call.items)
                 self._live_failure(outcome)
+                store, run_id = self.store, self.target.run_id
+                is_throttle = int(outcome.failure is Failure.THROTTLED)
+                await self._run(
+                    lambda: journal.note(
+                        store, run_id, throttled=is_throttle, error=str(outcome)
+                    )
+                )
                 delay = self._backoff.failed()
                 _log.debug("runstream: BatchPutMetrics %s; retrying in %.2fs", outcome, delay)
                 await anyio.sleep(delay)
@@ -368,7 +379,7 @@ class RunSync:
             self._backoff.succeeded()
             result = result_of(call, response.get("Errors"))
             break
-        result.throttled = throttled
+        result.throttled = 0  # recorded as they happened, above
         result.resent_points = resent
         return result
 
