@@ -84,7 +84,7 @@ def test_a_backlog_past_the_lag_bound_groups_only_its_oldest_steps() -> None:
     stats = _aggregate.from_points(steps, values, np.full(5000, 1.7e9 + 0.5))
     cursor = _journal.Cursor(1, "loss", "w0", 0, 7, None, 7)
     grouping = _metrics.strides({cursor.key: 5000}, capacity=3000)
-    stride, grouped = grouping[cursor.key]
+    stride, _ = grouping[cursor.key]
     assert stride == 2  # the smallest uniform stride that fits
     calls = _metrics.plan([(cursor, stats)], [], grouping, now=1.7e9 + 10)
     items = [item for call in calls for item in call.items]

@@ -74,7 +74,10 @@ def _seconds(name: str, default: float) -> float:
 
 def agent_description(store: LocalStore) -> str:
     """``"running (pid N)"`` or ``"stopped"`` (what ``runstream status`` shows)."""
-    state = journal.agent_state(store)
+    try:
+        state = journal.agent_state(store)
+    except Exception:  # an older store, read-only: no agent table yet
+        return "stopped"
     if state is None or not state.alive:
         return "stopped"
     return f"running (pid {state.pid}, {state.state})"
@@ -111,7 +114,7 @@ def _spawn(store: LocalStore) -> subprocess.Popen[bytes]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     log = open(store.path / LOG_NAME, "ab")  # noqa: SIM115 - handed to the child
     try:
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        process = subprocess.Popen(
             [sys.executable, "-m", "runstream._backends._agent", "--store", str(store.path)],
             stdin=subprocess.DEVNULL,
             stdout=log,

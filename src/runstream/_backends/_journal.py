@@ -735,9 +735,7 @@ def release_agent(store: LocalStore, owner: str, state: str = "stopped") -> None
         )
 
 
-def open_client(
-    store: LocalStore, owner: str, run_id: int, sink: str, *, in_job: bool
-) -> None:
+def open_client(store: LocalStore, owner: str, run_id: int, sink: str, *, in_job: bool) -> None:
     """A training process opened ``run_id`` for ``sink``: the agent serves it while its
     process lives (and lingers after)."""
     with store.transaction("register sync client") as db:

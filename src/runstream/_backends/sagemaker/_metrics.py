@@ -126,7 +126,7 @@ def strides(
     """
     total = sum(backlog.values())
     if resolution == "full" or total <= capacity or total == 0:
-        return {key: (1, 0) for key in backlog}
+        return dict.fromkeys(backlog, (1, 0))
     found = {}
     for key, steps in backlog.items():
         share = max(1.0, steps * capacity / total)

@@ -113,7 +113,7 @@ class SyncConfig:
                     value = -1.0
                 if not value > 0:
                     raise ValueError(f"{variable}={text!r}: must be a positive number of seconds")
-                found = replace(found, **{field_name: value})
+                found = replace(found, **{field_name: value})  # type: ignore[arg-type]
         return found
 
 
@@ -219,9 +219,7 @@ class RunSync:
             self.blocked = None
         self._backoff.succeeded()
         await self._run(
-            lambda: journal.note(
-                store, run_id, synced=True, caught_up=caught_up, round_began=began
-            )
+            lambda: journal.note(store, run_id, synced=True, caught_up=caught_up, round_began=began)
         )
         await self.refresh()
         return caught_up
@@ -340,6 +338,13 @@ class RunSync:
         await self._run(lambda: journal.note(store, run_id, stride=used))
         return not more and not again
 
+    async def _record_failure(self, outcome: Outcome) -> None:
+        """A failed attempt, in the journal at once (``runstream status`` shows it)."""
+        store, run_id = self.store, self.target.run_id
+        throttled = int(outcome.failure is Failure.THROTTLED)
+        message = str(outcome)
+        await self._run(lambda: journal.note(store, run_id, throttled=throttled, error=message))
+
     async def _send(self, call: Call) -> CallResult:
         """Send one call until it is acknowledged (or refused as a whole)."""
         if not call.items:
@@ -364,13 +369,7 @@ class RunSync:
                     limiter.throttled()
                 resent += sum(i.points for i in call.items)
                 self._live_failure(outcome)
-                store, run_id = self.store, self.target.run_id
-                is_throttle = int(outcome.failure is Failure.THROTTLED)
-                await self._run(
-                    lambda: journal.note(
-                        store, run_id, throttled=is_throttle, error=str(outcome)
-                    )
-                )
+                await self._record_failure(outcome)
                 delay = self._backoff.failed()
                 _log.debug("runstream: BatchPutMetrics %s; retrying in %.2fs", outcome, delay)
                 await anyio.sleep(delay)
