@@ -233,9 +233,10 @@ class Sink(Protocol):
 # -- registration --------------------------------------------------------------------------
 
 #: Backend name -> ``"module:attribute"`` of a zero-argument callable returning the Sink.
-SINKS: dict[str, str] = {
-    "sagemaker": "runstream._backends.sagemaker._sink:SageMakerSink",
-}
+#: SageMaker is not listed yet: its engine (``sagemaker._sender.RunSync``, driven by
+#: ``sagemaker._sender.serve_sagemaker``) predates this interface and is what the agent runs
+#: for ``backend="sagemaker"``; porting it onto :class:`Connection` is the next step.
+SINKS: dict[str, str] = {}
 _made: dict[str, Sink] = {}
 _lock = threading.Lock()
 
