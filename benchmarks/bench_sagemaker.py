@@ -205,12 +205,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as home, moto_server() as endpoint:
         configure(endpoint, home)
         os.environ["RUNSTREAM_AGENT_IDLE"] = "1"
+        registry = os.path.join(home, "agents")
+        os.environ["RUNSTREAM_AGENT_REGISTRY"] = registry  # ended below
         print(f"moto server: {endpoint} (child process)")
         print("1. training loop (216x216 float32 matmul, 4 metrics/step), ABBA, and close")
         slowdown(os.path.join(home, "s1"), args.rounds, int(3_000 * scale))
         print(f"2. data acknowledged per second (budget {args.rate:g} calls/s x 10 data)")
         for i, pps in enumerate((1_000, 10_000, 100_000)):
             acknowledged(os.path.join(home, f"a{i}"), pps, 10 * scale, args.rate)
+        end_agents(registry)
+
+
+def end_agents(registry: str) -> None:
+    """The agents this run started still send its backlog: end them with the moto server."""
+    with contextlib.suppress(OSError), open(registry) as file:
+        for pid in {int(line) for line in file.read().split()}:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 15)
 
 
 if __name__ == "__main__":

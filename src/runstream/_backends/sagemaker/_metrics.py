@@ -156,11 +156,13 @@ def plan(
     retries: list[Item],
     grouping: dict[tuple[int, str], tuple[int, int]] | None = None,
     now: float | None = None,
+    open_rounds: set[tuple[int, str]] | frozenset[tuple[int, str]] = frozenset(),
 ) -> list[Call]:
     """Pack a round into calls: retries first, then each series in step order.
 
     ``grouping`` (from :func:`strides`) says which series group their oldest steps; by
-    default every step is its own datum.
+    default every step is its own datum. Series in ``open_rounds`` were cut short by the
+    caller: their round stays open after the last datum planned.
     """
     now = time.time() if now is None else now
     grouping = grouping or {}
@@ -184,8 +186,10 @@ def plan(
             add(item)
             calls[-1].advance[cursor.key] = (cursor.round_chunk, item.step)
             calls[-1].strides[cursor.key] = stride if grouped > 0 else 1
-        # The series' round is complete with its last datum (or at once, if it has none).
-        calls[-1].advance[cursor.key] = (cursor.round_chunk, None)
+        # The series' round is complete with its last datum (or at once, if it has none),
+        # unless the caller planned only its beginning (``open_rounds``).
+        if cursor.key not in open_rounds or not items:
+            calls[-1].advance[cursor.key] = (cursor.round_chunk, None)
         calls[-1].strides.setdefault(cursor.key, 1)
     return [c for c in calls if c.items or c.local_rejects or c.advance]
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import msgspec
+import numpy as np
 import orjson
 
 from ..._core._batch import RunKey
@@ -325,8 +326,19 @@ class RunSync:
         # A round sends at most ``horizon`` seconds of calls, then lets other runs have a
         # turn; the cursors say where the next round resumes.
         limit = max(1, int(rate * config.horizon))
-        again = False
-        calls = plan(series, retries, grouping)
+        # Plan only what this round can send: a large backlog is not re-planned whole every
+        # round. A series cut short keeps its round open (its cursor says where it stopped).
+        rows = limit * BATCH_SIZE
+        cut: set[tuple[int, str]] = set()
+        kept = []
+        for cursor, stats in series:
+            stride = grouping.get(cursor.key, (1, 0))[0]
+            if len(stats) > rows * stride:
+                stats = stats.take(np.arange(rows * stride))
+                cut.add(cursor.key)
+            kept.append((cursor, stats))
+        again = bool(cut)
+        calls = plan(kept, retries, grouping, open_rounds=cut)
         for index, call in enumerate(calls):
             if index >= limit:
                 again = True
@@ -599,6 +611,9 @@ async def serve_sagemaker(
         try:
             while True:
                 now = time.monotonic()
+                if not store.path.exists():
+                    _log.warning("runstream: the store %s is gone; stopping", store.path)
+                    break
                 live = journal.live_clients(store)
                 if live:
                     last_client = now
