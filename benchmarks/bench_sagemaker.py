@@ -2,12 +2,11 @@
 
 Prints, with the machine:
 
-1. API calls per 1M points logged, for a loop logging as fast as it can (runstream groups
-   steps to fit the API budget) and for the official SDK (10 points per call, always);
-2. points per second delivered to moto at full resolution (no grouping), 1 and 8
-   concurrent runs;
-3. the training loop's time per step with no tracking, runstream local, runstream syncing
-   to SageMaker, and the official SDK's ``log_metric`` on the same server.
+1. the training loop's time per step with no logging, the local backend and
+   ``backend="sagemaker"`` (the store's agent sends), in one run, ABBA-paired, and the
+   time ``close`` takes outside a job;
+2. data acknowledged per second against the BatchPutMetrics budget, the lag and the
+   stride, at 1k, 10k and 100k points per second logged.
 
 moto is not AWS: its rates measure moto and the client on this machine, not the service.
 Usage: ``python benchmarks/bench_sagemaker.py [--quick]`` (needs the aws extra and moto's
@@ -25,10 +24,8 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
-import warnings
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -103,176 +100,128 @@ def set_rate(calls_per_second: float | None) -> None:
     _ratelimit.reset_buckets()
 
 
-# -- 1. API calls per 1M points -----------------------------------------------------------
+# -- 1. the loop: none / local / sagemaker, ABBA-paired, and close ---------------------
 
 
-def calls_per_million(store: str, seconds: float, steps_per_second: float | None) -> None:
-    """Log 4 metrics per step for ``seconds``, as fast as possible or paced."""
-    set_rate(None)  # the default budget: 10 BatchPutMetrics calls per second
-    names = ("loss", "acc", "lr", "grad_norm")
-    steps = 0
-    label = "as fast as possible" if steps_per_second is None else f"{steps_per_second:g} steps/s"
-    started = time.perf_counter()
-    with runstream.Run("bench", f"calls-{steps_per_second or 0:g}", store=store,
-                       backend="sagemaker") as run:  # fmt: skip
-        values = np.random.default_rng(0).random(1024).tolist()
-        while (now := time.perf_counter() - started) < seconds:
-            if steps_per_second is not None and steps >= now * steps_per_second:
-                time.sleep(0.001)
-                continue
-            for _ in range(100 if steps_per_second is None else 1):
-                run.log_metrics(dict.fromkeys(names, values[steps % 1024]), step=steps)
-                steps += 1
-        logged = time.perf_counter() - started
-    closed = time.perf_counter() - started
-    sync = run.stats.sync
-    assert sync is not None
-    points = steps * len(names)
-    print(
-        f"  runstream, {label}: {points:,} points ({points / logged:,.0f}/s); "
-        f"{sync.api_calls} API calls, {sync.data_sent:,} data sent = "
-        f"{sync.api_calls / points * 1e6:,.0f} calls per 1M points; acknowledged "
-        f"{closed - logged:.1f} s after the loop; pending {sync.points_pending}, "
-        f"rejected {sync.points_rejected}"
-    )
-
-
-# -- 2. delivery at full resolution -----------------------------------------------------
-
-
-def deliver(store: str, runs: int, steps: int) -> None:
-    set_rate(10_000)  # no grouping: measure how fast full resolution reaches moto
-    done: list[runstream.RunStats] = []
-
-    def one(index: int) -> None:
-        with runstream.Run(
-            "bench", f"deliver-{runs}-{index}", store=store, backend="sagemaker",
-            close_timeout=600,
-        ) as run:  # fmt: skip
-            for step in range(steps):
-                run.log_metric("loss", 1.0 / (step + 1), step=step)
-        done.append(run.stats)
-
-    started = time.perf_counter()
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(runs)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    sent = sum(s.sync.points_sent for s in done if s.sync is not None)
-    calls = sum(s.sync.api_calls for s in done if s.sync is not None)
-    print(
-        f"  {runs} run(s) x {steps:,} steps: {sent:,} points delivered in {elapsed:.1f} s "
-        f"= {sent / elapsed:,.0f} points/s ({calls} calls, {calls / elapsed:,.0f} calls/s)"
-    )
-
-
-# -- 3. the training loop's slowdown ----------------------------------------------------
-
-
-def training_loop(log: Callable[[int, dict[str, float]], None] | None, steps: int) -> float:
-    """Seconds per step of a small numpy 'training step' that logs 4 metrics."""
+def matmul_loop(log: Callable[[int, dict[str, float]], None] | None, steps: int) -> float:
+    """Seconds per step of a 216x216 float32 matmul that logs 4 metrics (as bench_peers)."""
     rng = np.random.default_rng(1)
-    weights = rng.random((48, 48))
-    batch = rng.random((48, 48))
+    a = rng.random((216, 216), dtype=np.float32)
+    b = rng.random((216, 216), dtype=np.float32)
     started = time.perf_counter()
     for step in range(steps):
-        weights = np.tanh(weights @ batch) * 0.5  # the model's work
+        c = a @ b
         if log is not None:
-            loss = float(weights[0, 0])
-            log(step, {"loss": loss, "acc": 1 - loss, "lr": 0.01, "grad_norm": loss * 2})
+            x = float(c[0, 0])
+            log(step, {"loss": x, "acc": 1 - x, "lr": 0.01, "grad_norm": x * 2})
     return (time.perf_counter() - started) / steps
 
 
-def tracked_loop(store: str, backend: str, name: str, steps: int) -> float:
-    with runstream.Run("bench", name, store=store, backend=backend) as run:
-        return training_loop(lambda s, m: run.log_metrics(m, step=s), steps)
+def block(store: str, backend: str | None, name: str, steps: int) -> tuple[float, float]:
+    """(seconds per step of the loop, seconds the close took)."""
+    if backend is None:
+        return matmul_loop(None, steps), 0.0
+    run = runstream.Run("bench", name, store=store, backend=backend)
+    with run:
+        per_step = matmul_loop(lambda s, m: run.log_metrics(m, step=s), steps)
+        closing = time.perf_counter()
+    return per_step, time.perf_counter() - closing
 
 
-def slowdown(store: str, steps: int, official: bool) -> None:
-    """Best of 3 (this machine is shared: the minimum is the least disturbed run)."""
+def slowdown(store: str, rounds: int, steps: int) -> None:
+    """ABBA: each round runs none, local, sagemaker, sagemaker, local, none; a ratio per
+    round pairs each variant with the no-logging blocks around it; medians are printed."""
     set_rate(None)
-    rows: list[tuple[str, float]] = [("no tracking", 1.0), ("runstream, local store", 1.0),
-                                     ("runstream, syncing to SageMaker", 1.0)]  # fmt: skip
-    for attempt in range(3):  # interleaved, so drifting load hits all alike
-        measured = (
-            training_loop(None, steps),
-            tracked_loop(store, "local", f"loop-local-{attempt}", steps),
-            tracked_loop(store, "sagemaker", f"loop-sm-{attempt}", steps),
-        )
-        rows = [(label, min(best, new)) for (label, best), new in zip(rows, measured, strict=True)]
-    baseline = rows[0][1]
-    # A synchronous HTTP call every 10th point: fewer steps keep this row short.
-    official_row = official_sdk_loop(min(steps, 2_000)) if official else None
-    if official_row is not None:
-        rows.append(official_row)
-    for label, per_step in rows:
-        print(
-            f"  {label:34s} {per_step * 1e6:9.1f} us/step  "
-            f"({(per_step / baseline - 1) * 100:+7.1f} %)"
-        )
+    per: dict[str, list[float]] = {"none": [], "local": [], "sagemaker": []}
+    closes: dict[str, list[float]] = {"local": [], "sagemaker": []}
+    order = ("none", "local", "sagemaker", "sagemaker", "local", "none")
+    for r in range(rounds):
+        for i, variant in enumerate(order):
+            backend = None if variant == "none" else variant
+            t, c = block(store, backend, f"abba-{variant}-{r}-{i}", steps)
+            per[variant].append(t)
+            if backend is not None:
+                closes[variant].append(c)
+    med = {k: float(np.median(v)) for k, v in per.items()}
+    ratio_local = [s / lo - 1 for s, lo in zip(per["sagemaker"], per["local"], strict=True)]
+    ratio_none = [s / n - 1 for s, n in zip(per["sagemaker"], per["none"], strict=True)]
+    local_none = [lo / n - 1 for lo, n in zip(per["local"], per["none"], strict=True)]
+    print(f"  {rounds} ABBA rounds x {steps:,} steps per block")
+    for k in ("none", "local", "sagemaker"):
+        print(f"  {k:10s} {med[k] * 1e6:8.1f} us/step (median)")
+    print(
+        f"  sagemaker vs local: {np.median(ratio_local) * 100:+.2f} % (median of pairs); "
+        f"sagemaker vs none: {np.median(ratio_none) * 100:+.2f} %; "
+        f"local vs none: {np.median(local_none) * 100:+.2f} %"
+    )
+    print(
+        f"  close: local median {np.median(closes['local']):.3f} s, sagemaker median "
+        f"{np.median(closes['sagemaker']):.3f} s (max {max(closes['sagemaker']):.3f} s)"
+    )
 
 
-def official_sdk_loop(steps: int) -> tuple[str, float] | None:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import boto3
-            import sagemaker
-            from sagemaker.experiments import Run as OfficialRun
-    except ImportError:
-        print("  (the official sagemaker SDK is not installed: no comparison)")
-        return None
-    import logging
+# -- 2. data acknowledged per second, and the lag ---------------------------------------
 
-    logging.getLogger("sagemaker").setLevel(logging.ERROR)
-    calls = [0]
 
-    def count(**_: object) -> None:
-        calls[0] += 1
-
-    boto = boto3.Session(region_name="us-east-1")
-    boto.events.register("before-call.sagemaker-metrics.BatchPutMetrics", count)
-    session = sagemaker.Session(boto_session=boto)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with OfficialRun("bench-official", "loop", sagemaker_session=session) as run:
-
-            def log(step: int, metrics: dict[str, float]) -> None:
-                for name, value in metrics.items():
-                    run.log_metric(name, value, step=step)
-
-            per_step = training_loop(log, steps)
-    points = steps * 4
-    print(f"  (official SDK: {calls[0]} BatchPutMetrics calls for {points:,} points)")
-    return ("official SDK log_metric (sync HTTP)", per_step)
+def acknowledged(store: str, points_per_second: float, seconds: float, rate: float) -> None:
+    """Log 4 metrics a step at ``points_per_second`` for ``seconds``; the agent's data
+    acknowledged per second against the budget, the lag, the stride."""
+    set_rate(rate)
+    budget = rate * 10
+    steps_per_second = points_per_second / 4
+    run = runstream.Run("bench", f"ack-{points_per_second:g}", store=store, backend="sagemaker")
+    with run:
+        started = time.perf_counter()
+        step = 0
+        first = None
+        while (now := time.perf_counter() - started) < seconds:
+            due = int(now * steps_per_second)
+            while step < due:
+                run.log_metrics({"a": step, "b": 1.0, "c": 2.0, "d": 3.0}, step=step)
+                step += 1
+            if first is None and now > 1.0:
+                first = (time.perf_counter(), run.stats.sync)
+            time.sleep(0.002)
+        end = (time.perf_counter(), run.stats.sync)
+    assert first is not None
+    assert first[1] is not None
+    assert end[1] is not None
+    acked = (end[1].data_sent - first[1].data_sent) / (end[0] - first[0])
+    print(
+        f"  {points_per_second:>9,.0f} points/s logged ({step * 4:,} points): "
+        f"{acked:,.0f} data/s acknowledged (budget {budget:,.0f}); lag at the end "
+        f"{end[1].lag_seconds} s, stride {end[1].stride}; close returned, agent sends the rest"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes (CI smoke)")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--rate", type=float, default=100.0, help="BatchPutMetrics calls/s")
     args = parser.parse_args()
     scale = 0.2 if args.quick else 1.0
     print(f"machine: {machine()}")
-    try:
-        import sagemaker  # noqa: F401
-
-        official = True
-    except ImportError:
-        official = False
     with tempfile.TemporaryDirectory() as home, moto_server() as endpoint:
         configure(endpoint, home)
+        os.environ["RUNSTREAM_AGENT_IDLE"] = "1"
+        registry = os.path.join(home, "agents")
+        os.environ["RUNSTREAM_AGENT_REGISTRY"] = registry  # ended below
         print(f"moto server: {endpoint} (child process)")
-        print("1. API calls per 1M points (4 metrics per step; official SDK: 100,000, always)")
-        calls_per_million(os.path.join(home, "s1"), 5 * scale, steps_per_second=None)
-        calls_per_million(os.path.join(home, "s1"), 5 * scale, steps_per_second=500)
-        calls_per_million(os.path.join(home, "s1"), 5 * scale, steps_per_second=20)
-        print("2. points/s delivered to moto at full resolution (1 point per step)")
-        deliver(os.path.join(home, "s2"), runs=1, steps=int(10_000 * scale))
-        deliver(os.path.join(home, "s3"), runs=8, steps=int(2_500 * scale))
-        print("3. training-loop time per step (48x48 matmul + tanh, 4 metrics logged)")
-        slowdown(os.path.join(home, "s4"), steps=int(30_000 * scale), official=official)
+        print("1. training loop (216x216 float32 matmul, 4 metrics/step), ABBA, and close")
+        slowdown(os.path.join(home, "s1"), args.rounds, int(3_000 * scale))
+        print(f"2. data acknowledged per second (budget {args.rate:g} calls/s x 10 data)")
+        for i, pps in enumerate((1_000, 10_000, 100_000)):
+            acknowledged(os.path.join(home, f"a{i}"), pps, 10 * scale, args.rate)
+        end_agents(registry)
+
+
+def end_agents(registry: str) -> None:
+    """The agents this run started still send its backlog: end them with the moto server."""
+    with contextlib.suppress(OSError), open(registry) as file:
+        for pid in {int(line) for line in file.read().split()}:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 15)
 
 
 if __name__ == "__main__":

@@ -198,3 +198,18 @@ def serve_moto() -> Iterator[Rig]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+def wait_synced(run: Any, timeout: float = 60.0) -> Any:
+    """After a run closed: wait for the store's agent to send it (a bound, not a speed
+    assertion); the run's last sync state."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        found = run.stats.sync
+        if found is not None and found.state != "pending":
+            return found
+        if time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)

@@ -19,6 +19,8 @@ import pytest
 
 import runstream
 from _support import wait_until
+from runstream._backends import _journal
+from runstream._store import LocalStore
 
 from .moto_rig import THROTTLE, Forward, is_batch_put_metrics
 
@@ -147,7 +149,20 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_a_sender_killed_mid_batch_resumes_and_sends_nothing_twice(
+def agent_pid(store: Path) -> int:
+    """The pid of the store's agent, as its lease says (waiting for it to claim one)."""
+
+    def claimed() -> _journal.AgentState | None:
+        state = _journal.agent_state(LocalStore(store))
+        return state if state is not None and state.alive else None
+
+    wait_until(claimed, "an agent to claim the store", WAIT)
+    state = claimed()
+    assert state is not None
+    return state.pid
+
+
+def test_an_agent_killed_mid_batch_is_resumed_and_sends_nothing_twice(
     aws: Rig, tmp_path: Path
 ) -> None:
     held, release = threading.Event(), threading.Event()
@@ -175,7 +190,8 @@ def test_a_sender_killed_mid_batch_resumes_and_sends_nothing_twice(
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "logged"
         assert held.wait(WAIT)
-        child.send_signal(signal.SIGKILL)
+        os.kill(agent_pid(store), signal.SIGKILL)  # the agent dies mid-batch
+        child.send_signal(signal.SIGKILL)  # and so does the training process
         child.wait(timeout=WAIT)
     finally:
         release.set()

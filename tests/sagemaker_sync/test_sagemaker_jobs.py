@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 import runstream
-from runstream._backends.sagemaker import _journal, _metrics
+from runstream._backends import _journal
+from runstream._backends.sagemaker import _metrics
 from runstream._core import _aggregate, _environment
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ def test_load_run_inside_a_training_job_logs_to_the_launching_run(
     arn = start_training_job(aws, "train-1", config)
 
     monkeypatch.setenv("TRAINING_JOB_ARN", arn)
+    monkeypatch.delenv("RUNSTREAM_CLOSE_WAIT")  # in a job, close waits for the agent anyway
     with runstream.load_run(store=tmp_path / "job") as job_run:  # a fresh store in the job
         assert (job_run.experiment_name, job_run.run_name) == ("jobs", "launcher")
         job_run.log_metric("loss", 0.25, step=0)
@@ -76,23 +78,33 @@ def test_load_run_inside_a_processing_job_reads_its_config_file(
     )
 
 
-def test_a_backlog_over_the_budget_is_grouped_and_every_point_accounted() -> None:
+def test_a_backlog_past_the_lag_bound_groups_only_its_oldest_steps() -> None:
     steps = np.arange(5000, dtype=np.int64)
     values = np.linspace(1.0, 0.0, 5000)
     stats = _aggregate.from_points(steps, values, np.full(5000, 1.7e9 + 0.5))
     cursor = _journal.Cursor(1, "loss", "w0", 0, 7, None, 7)
-    calls = _metrics.plan([(cursor, stats)], [], budget=500, now=1.7e9 + 10)
+    grouping = _metrics.strides({cursor.key: 5000}, capacity=3000)
+    stride, _ = grouping[cursor.key]
+    assert stride == 2  # the smallest uniform stride that fits
+    calls = _metrics.plan([(cursor, stats)], [], grouping, now=1.7e9 + 10)
     items = [item for call in calls for item in call.items]
-    assert 0 < len(items) <= 500
+    assert len(items) <= 3000
     assert all(len(call.items) <= _metrics.BATCH_SIZE for call in calls)
     assert sum(item.points for item in items) == 5000
     assert items[-1].step == 4999
     assert [item.step for item in items] == sorted(item.step for item in items)
     assert sum(item.value * item.points for item in items) == pytest.approx(values.sum())
+    # The newest steps stay at full resolution; only the oldest are grouped.
+    assert [i.step for i in items[-1000:]] == list(range(4000, 5000))
+    assert items[0].points == 2
     assert calls[-1].advance == {(1, "w0"): (7, None)}  # the round is complete at the end
+    assert calls[0].strides == {(1, "w0"): 2}
 
-    under = _metrics.plan([(cursor, stats.take(slice(0, 300)))], [], budget=500, now=1.7e9 + 10)
-    assert [i.step for c in under for i in c.items] == list(range(300))  # full resolution
+    assert _metrics.strides({cursor.key: 5000}, capacity=3000, resolution="full") == {
+        cursor.key: (1, 0)
+    }
+    full = _metrics.plan([(cursor, stats)], [], None, now=1.7e9 + 10)
+    assert [i.step for c in full for i in c.items] == list(range(5000))  # full resolution
 
 
 def test_points_the_service_cannot_take_are_rejected_locally() -> None:
@@ -103,7 +115,7 @@ def test_points_the_service_cannot_take_are_rejected_locally() -> None:
         np.array([now - 15 * 86400, now, now]),  # the first is older than two weeks
     )
     cursor = _journal.Cursor(1, "loss", "w0", 0, 3, None, 3)
-    (call,) = _metrics.plan([(cursor, stats)], [], budget=100, now=now)
+    (call,) = _metrics.plan([(cursor, stats)], [], now=now)
     assert [i.step for i in call.items] == [2]
     assert sorted(code for _, code in call.local_rejects) == [
         "NON_FINITE_VALUE",

@@ -61,15 +61,15 @@ class RunstreamSageMaker(Runstream):
         return {**super()._options(), "backend": "sagemaker"}
 
     def read_back(self) -> dict[str, int]:
-        """The local journal, and the points SageMaker (moto) acknowledged, per the journal.
+        """The local journal, and what SageMaker (moto) acknowledged, per the journal.
 
-        SageMaker gets one datum per step (their mean), and consecutive steps grouped when a
-        run logs faster than the API budget, so DescribeTrialComponent's Count counts data,
-        not points: the sync state counts the points those data carry.
+        The store's agent sends after close; ``runstream sync`` waits for it (up to 300 s)
+        and reports. SageMaker gets one datum per step at full resolution (their mean), so
+        DescribeTrialComponent's Count counts data: the sync state counts the points too.
         """
         counts = super().read_back()
         status = subprocess.run(
-            [sys.executable, "-m", "runstream", "status", "--store", str(self._store), "--json"],
+            [sys.executable, "-m", "runstream", "sync", "--store", str(self._store), "--json"],
             capture_output=True,
             text=True,
             check=True,
@@ -81,5 +81,6 @@ class RunstreamSageMaker(Runstream):
     def notes(self) -> list[str]:
         return [
             "read back from the local journal and the points SageMaker acknowledged (sync "
-            "state); SageMaker receives per-step means, steps grouped to fit the API budget"
+            "state, after the store's agent finished); SageMaker receives every step's mean "
+            "(steps are grouped only past RUNSTREAM_MAX_LAG)"
         ]

@@ -8,23 +8,29 @@ the training loop. The local store is always written first: the senders read fro
 from ._base import (
     BACKENDS,
     ENV_BACKEND,
+    ENV_RESOLUTION,
+    RESOLUTIONS,
     S3_UPLOAD_ARGS,
     Sender,
     create_entities,
     job_run,
     open_senders,
     resolve_backend,
+    resolve_resolution,
     s3_location,
 )
 
 __all__ = (
     "BACKENDS",
     "ENV_BACKEND",
+    "ENV_RESOLUTION",
+    "RESOLUTIONS",
     "S3_UPLOAD_ARGS",
     "Sender",
     "create_entities",
     "job_run",
     "open_senders",
     "resolve_backend",
+    "resolve_resolution",
     "s3_location",
 )

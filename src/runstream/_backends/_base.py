@@ -1,10 +1,12 @@
-"""Choosing a run's backend and starting its sender.
+"""Choosing a run's backend and connecting it to the store's sync agent.
 
-``Run(..., backend="sagemaker")`` or ``RUNSTREAM_BACKEND=sagemaker`` adds a *sender*:
-a task that runs in the run's flusher event loop and syncs what the store holds to
-SageMaker Experiments and S3 (:mod:`.sagemaker`). The default, ``"local"``, has none.
-A sender is started after the run's credentials were checked, and closed after the
-run's last local write and final status, so it sends those too.
+``Run(..., backend="sagemaker")`` or ``RUNSTREAM_BACKEND=sagemaker`` checks the
+credentials (the preflight: the only AWS work the training process does), registers the
+run for sync, and starts the store's *agent* (:mod:`._agent`) if none runs: a process of
+its own that sends what the store holds to SageMaker Experiments and S3 and acknowledges
+it in the store's journal. The run keeps a *link* (a :class:`Sender`) that reads the sync
+state and, inside a SageMaker job, waits for the agent at close. The default,
+``"local"``, has none. The sinks' interface is in :mod:`._sink`.
 """
 
 from __future__ import annotations
@@ -22,16 +24,23 @@ if TYPE_CHECKING:
 __all__ = (
     "BACKENDS",
     "ENV_BACKEND",
+    "ENV_RESOLUTION",
+    "RESOLUTIONS",
     "S3_UPLOAD_ARGS",
     "Sender",
     "create_entities",
     "job_run",
     "open_senders",
     "resolve_backend",
+    "resolve_resolution",
     "s3_location",
 )
 
 ENV_BACKEND = "RUNSTREAM_BACKEND"
+ENV_RESOLUTION = "RUNSTREAM_RESOLUTION"
+#: ``1``: closing a run waits for the agent to send it (as always inside a SageMaker job)
+ENV_CLOSE_WAIT = "RUNSTREAM_CLOSE_WAIT"
+RESOLUTIONS = ("auto", "full")
 BACKENDS = ("local", "sagemaker")
 # What boto3's upload_file takes as ExtraArgs (boto3.s3.transfer.S3Transfer's list),
 # known without importing boto3, so log_file(extra_args=) is checked at the call.
@@ -76,8 +85,7 @@ S3_UPLOAD_ARGS = frozenset(
 
 
 class Sender(Protocol):
-    """A task beside the flusher, in its thread's event loop: blocking store work may run
-    inline there (that loop serves one run and nothing else)."""
+    """A run's link to remote sending, a task in its flusher's event loop."""
 
     async def run(self) -> None:
         """Serve until :meth:`close`, then finish (bounded) and return. Never raises."""
@@ -116,6 +124,15 @@ def resolve_backend(backend: str | None, experiment: str | None, tc_name: str) -
     return name
 
 
+def resolve_resolution(resolution: str | None) -> str:
+    """``"auto"`` or ``"full"``: the argument, else ``$RUNSTREAM_RESOLUTION``, else auto."""
+    name = resolution if resolution is not None else os.environ.get(ENV_RESOLUTION) or "auto"
+    source = "resolution" if resolution is not None else ENV_RESOLUTION
+    if name not in RESOLUTIONS:
+        raise ValueError(f"{source}={name!r}: choose one of {RESOLUTIONS}")
+    return name
+
+
 def open_senders(
     backend: str,
     store: LocalStore,
@@ -125,18 +142,19 @@ def open_senders(
     artifact_prefix: str | None,
     sagemaker_session: object | None,
     close_timeout: float,
+    resolution: str = "auto",
 ) -> list[Sender]:
-    """Start what ``backend`` needs beside the flusher (after an early credentials check).
+    """Check the backend's credentials (the last AWS work this process does), register the
+    run with the store's sync agent, and start the agent if none runs.
 
     :raises runstream.BackendError: the backend refuses the run's credentials
     """
     if backend != "sagemaker":
         return []
-    from .sagemaker import SageMakerSender, preflight
+    from . import _journal
+    from ._agent import AgentLink
+    from .sagemaker import data_per_second, preflight
 
-    sender = SageMakerSender(
-        store, run_id, sagemaker_session=sagemaker_session, close_timeout=close_timeout
-    )
     bucket, prefix = s3_location(artifact_bucket, artifact_prefix, sagemaker_session)
     preflight(
         store,
@@ -144,9 +162,17 @@ def open_senders(
         bucket_name=bucket,
         prefix=prefix,
         sagemaker_session=sagemaker_session,
-        owner=sender.owner,
+        resolution=resolution,
     )
-    return [sender]
+    target = _journal.targets(store, [run_id], sink=backend)[0]
+    link = AgentLink(
+        store,
+        target,
+        close_timeout=close_timeout,
+        in_job=running_in_job() is not None or os.environ.get(ENV_CLOSE_WAIT, "") == "1",
+        data_per_second=data_per_second,
+    )
+    return [link]
 
 
 def create_entities(

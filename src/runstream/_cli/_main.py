@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What the aws extra installs: a command that needs it says how to get it.
+_AWS_MODULES = frozenset({"aioboto3", "aiobotocore", "botocore", "boto3", "aiohttp"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = COMMANDS[args.command]
@@ -63,6 +67,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                     result = command.handle(args, store)
         except RunstreamError as exc:
             print(f"runstream {args.command}: {exc}", file=sys.stderr)
+            return 1
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").partition(".")[0] not in _AWS_MODULES:
+                raise
+            print(
+                f"runstream {args.command}: this needs the AWS SDK ({exc.name} is not "
+                "installed): pip install 'runstream[aws]'",
+                file=sys.stderr,
+            )
             return 1
         if args.json:
             sys.stdout.buffer.write(dumps(result) + b"\n")

@@ -35,11 +35,16 @@ def _sync_arguments(parser: argparse.ArgumentParser) -> None:
         default=300.0,
         help="seconds to keep trying (throttling, outages) before reporting what is left",
     )
+    parser.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep serving as the store's agent (new data of running trainings) until Ctrl-C",
+    )
 
 
 def _selected_ids(store: LocalStore, args: argparse.Namespace, *, register: bool) -> list[int]:
     """Run ids the arguments name (registering them for sync if asked), or all registered."""
-    from .._backends.sagemaker import _journal
+    from .._backends import _journal
 
     if not args.experiment:
         return [t.run_id for t in _journal.targets(store)]
@@ -64,39 +69,90 @@ def _selected_ids(store: LocalStore, args: argparse.Namespace, *, register: bool
     return [k.run_id for k in keys]
 
 
-def _print(statuses: Sequence[SyncStatus]) -> None:
+def _print(statuses: Sequence[SyncStatus], agent: str | None = None) -> None:
     print(
         table(
-            ["experiment", "run", "state", "pending", "sent", "retried", "rejected", "calls",
-             "files pending", "last error"],
+            ["experiment", "run", "state", "pending", "lag s", "stride", "sent", "retried",
+             "rejected", "calls", "files pending", "last error"],
             [
-                (s.experiment_name, s.run_name, s.state, s.points_pending, s.points_sent,
-                 s.points_retried, s.points_rejected, s.api_calls, s.files_pending,
-                 s.last_error)
+                (s.experiment_name, s.run_name, s.state, s.points_pending, s.lag_seconds,
+                 s.stride, s.points_sent, s.points_retried, s.points_rejected, s.api_calls,
+                 s.files_pending, s.last_error)
                 for s in statuses
             ],
         )
     )  # fmt: skip
+    if agent is not None:
+        print(f"agent: {agent}")
 
 
 def _sync(args: argparse.Namespace, store: LocalStore) -> Any:
-    from .._backends.sagemaker import sync_store
+    import sys
 
-    statuses = sync_store(store, _selected_ids(store, args, register=True), timeout=args.timeout)
+    from .._backends._agent import sync_store
+    from .._backends._journal import agent_description
+
+    ids = _selected_ids(store, args, register=True)
+    progress = _Progress() if sys.stdout.isatty() and not args.json else None
+    try:
+        statuses = sync_store(
+            store,
+            None if args.follow and not args.experiment else ids,
+            timeout=float("inf") if args.follow else args.timeout,
+            follow=args.follow,
+            on_round=None if progress is None else progress.update,
+        )
+    except KeyboardInterrupt:
+        statuses = []
+    finally:
+        if progress is not None:
+            progress.stop()
     if not args.json:
-        _print(statuses)
+        _print(statuses, agent_description(store))
     return statuses
+
+
+class _Progress:
+    """A progress bar of the data acknowledged (rich; only on a terminal)."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._bar = Progress(
+            TextColumn("syncing"),
+            BarColumn(),
+            TextColumn("{task.completed:,.0f}/{task.total:,.0f} data"),
+            TextColumn("{task.fields[detail]}"),
+            TimeRemainingColumn(),
+            transient=True,
+        )
+        self._task = self._bar.add_task("sync", total=None, detail="")
+        self._bar.start()
+
+    def update(self, statuses: list[SyncStatus]) -> None:
+        sent = sum(s.data_sent for s in statuses)
+        left = sum(s.data_pending for s in statuses)
+        files = sum(s.files_pending for s in statuses)
+        detail = f"{files} files pending" if files else ""
+        self._bar.update(self._task, completed=sent, total=sent + left, detail=detail)
+
+    def stop(self) -> None:
+        self._bar.stop()
 
 
 def _status(args: argparse.Namespace, store: LocalStore) -> Any:
     try:
-        from .._backends.sagemaker import statuses
+        from .._backends._agent import statuses
     except ImportError:  # no aws extra: nothing can have been registered
         found: list[SyncStatus] = []
+        agent = None
     else:
+        from .._backends._journal import agent_description
+
         found = statuses(store, _selected_ids(store, args, register=False))
+        agent = agent_description(store)
     if not args.json:
-        _print(found)
+        _print(found, agent)
     return found
 
 

@@ -184,6 +184,8 @@ class SyncStatus(msgspec.Struct, frozen=True, kw_only=True):
     per-step aggregation (one datum per step, or per group of steps when a run logs
     faster than the API budget). ``state`` is ``synced``, ``pending`` or ``blocked``
     (credentials refused: nothing is sent until they change; everything stays local).
+    ``stride`` is 1 while every step is sent as its own datum; larger when the backlog
+    passed the lag bound (``RUNSTREAM_MAX_LAG``) and the oldest steps were grouped.
     """
 
     experiment_name: str | None
@@ -201,6 +203,19 @@ class SyncStatus(msgspec.Struct, frozen=True, kw_only=True):
     files_uploaded: int = 0
     last_error: str | None = None
     last_sync: float | None = None
+    #: data (one per step per series at full resolution) not acknowledged yet
+    data_pending: int = 0
+    #: ``data_pending`` in seconds of the sink's budget (None: budget unknown)
+    lag_seconds: float | None = None
+    #: the stride of the data sent last (1: every step), and the largest ever used
+    stride: int = 1
+    max_stride: int = 1
+    #: ``"auto"`` (group the oldest steps only past the lag bound) or ``"full"`` (never)
+    resolution: str = "auto"
+    #: the store's sync agent: ``"running (pid N)"``, ``"stopped"``, or None (unknown)
+    agent: str | None = None
+    #: when the last round that left nothing of the run pending began (epoch seconds)
+    caught_up: float | None = None
 
 
 class RunStats(msgspec.Struct, frozen=True, kw_only=True):

@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any, SupportsFloat
 
 import anyio
 
-from .._backends import Sender, create_entities, open_senders, resolve_backend
+from .._backends import (
+    Sender,
+    create_entities,
+    open_senders,
+    resolve_backend,
+    resolve_resolution,
+)
 from .._core import _names
 from .._core._environment import default_worker, exported_identity, worker_identity, world_size
 from .._core._exceptions import FlushTimeoutError, RunContinuedWarning
@@ -103,7 +109,11 @@ class Run:
     :param tick: seconds between buffer drains, the timestamp resolution of points logged
         without a timestamp
     :param backend: ``"local"`` (the store only) or ``"sagemaker"`` (the store, synced to
-        SageMaker Experiments and S3 in the background); default ``$RUNSTREAM_BACKEND``
+        SageMaker Experiments and S3 in the background, by the store's sync agent);
+        default ``$RUNSTREAM_BACKEND``
+    :param resolution: what a remote backend gets: ``"auto"`` (every step, unless the
+        backlog passes ``RUNSTREAM_MAX_LAG``: then the oldest unsent steps are grouped) or
+        ``"full"`` (every step, never grouped); default ``$RUNSTREAM_RESOLUTION``
     """
 
     def __init__(
@@ -124,6 +134,7 @@ class Run:
         close_timeout: float = 60.0,
         tick: float = 0.2,
         backend: str | None = None,
+        resolution: str | None = None,
     ) -> None:
         args = _validate.check_run_arguments(
             experiment_name,
@@ -140,12 +151,14 @@ class Run:
             backend=backend,
         )
         experiment, run = args.experiment_name, args.run_name
+        _validate.check_optional_text(resolution, "resolution")
         self.experiment_name = experiment
         self.run_name = run
         self.run_group_name = _names.run_group_name(experiment) if experiment else None
         tc_name = _names.trial_component_name(experiment, run)
         self._trial_component = _TrialComponent(tc_name)
         self._backend = resolve_backend(backend, experiment, tc_name)
+        self._resolution = resolve_resolution(resolution)
         self.sagemaker_session = sagemaker_session
         self.artifact_bucket = artifact_bucket
         self.artifact_prefix = artifact_prefix
@@ -197,6 +210,7 @@ class Run:
         self._backend = "local"
         self._continues_on_purpose = True  # picked from list_runs(): read, or continued
         self._worker_named = False
+        self._resolution = "auto"
         self._init_logging_state()
         return self
 
@@ -647,6 +661,7 @@ class Run:
             artifact_prefix=self.artifact_prefix,
             sagemaker_session=self.sagemaker_session,
             close_timeout=self._close_timeout,
+            resolution=self._resolution,
         )
 
     def _mark_started(self, store: LocalStore) -> None:

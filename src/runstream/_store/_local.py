@@ -82,8 +82,19 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def default_store_path() -> Path:
-    """``$RUNSTREAM_STORE`` if set, else ``./.runstream`` in the working directory."""
-    return Path(os.environ.get("RUNSTREAM_STORE") or Path.cwd() / ".runstream")
+    """``$RUNSTREAM_STORE`` if set; inside a SageMaker training job, ``runstream`` under the
+    job's output data directory (``$SM_OUTPUT_DATA_DIR``, else ``/opt/ml/output/data`` when
+    it exists), so the store and its sync journal leave with the job's outputs; else
+    ``./.runstream`` in the working directory."""
+    if os.environ.get("RUNSTREAM_STORE"):
+        return Path(os.environ["RUNSTREAM_STORE"])
+    if os.environ.get("TRAINING_JOB_ARN"):
+        output = os.environ.get("SM_OUTPUT_DATA_DIR")
+        if not output and os.path.isdir("/opt/ml/output"):
+            output = "/opt/ml/output/data"
+        if output:
+            return Path(output) / "runstream"
+    return Path.cwd() / ".runstream"
 
 
 def resolve_store_path(store: str | os.PathLike[str] | None) -> Path:

@@ -11,7 +11,11 @@ the like, and their sync state; 4, a CRC-32 ``checksum`` of each metric blob
 and are read as before, a blob whose checksum does not match is reported as damaged; 5,
 points logged without a step keyed by microsecond, one per call, instead of bucketed by
 second (see :mod:`runstream._core._aggregate`): the stored keys are rewritten (and their
-checksums with them), nothing else changes.
+checksums with them), nothing else changes; 6, the sync tables keyed by sink
+(``backend``), so several sinks (SageMaker, MLflow) sync one run each at its own pace, with
+the stride of the data sent, ``log_file(extra_args=)`` kept for the agent (``sync_files``),
+the store's agent lease (``sync_agent``) and the training processes it serves
+(``sync_clients``).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ if TYPE_CHECKING:
 __all__ = ("DB_NAME", "SCHEMA_VERSION", "migrate")
 
 DB_NAME = "runstream.db"
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _DATA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -244,6 +248,111 @@ def _upgrade_step_keys(db: sqlite3.Connection) -> None:
     db.execute(f"UPDATE sync_items SET step = {micro.format('step')} WHERE step < 0")
 
 
+# Version 6: the sync tables keyed by sink. SQLite cannot change a primary key in place:
+# each table is rebuilt and its rows copied (all of them were SageMaker's).
+_SINK_TABLES = """
+CREATE TABLE sync_runs_v6 (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    backend TEXT NOT NULL,
+    bucket TEXT,
+    prefix TEXT,
+    entities INTEGER NOT NULL DEFAULT 0,
+    fingerprint TEXT,
+    points_sent INTEGER NOT NULL DEFAULT 0,
+    points_retried INTEGER NOT NULL DEFAULT 0,
+    points_rejected INTEGER NOT NULL DEFAULT 0,
+    data_sent INTEGER NOT NULL DEFAULT 0,
+    api_calls INTEGER NOT NULL DEFAULT 0,
+    throttled INTEGER NOT NULL DEFAULT 0,
+    files_uploaded INTEGER NOT NULL DEFAULT 0,
+    blocked TEXT,
+    last_error TEXT,
+    last_sync REAL,
+    lease_owner TEXT,
+    lease_expires REAL,
+    resolution TEXT,
+    stride INTEGER NOT NULL DEFAULT 1,
+    last_stride INTEGER NOT NULL DEFAULT 1,
+    caught_up REAL,              -- when the last round that left nothing pending began
+    PRIMARY KEY (run_id, backend)
+);
+INSERT INTO sync_runs_v6(run_id, backend, bucket, prefix, entities, fingerprint, points_sent,
+    points_retried, points_rejected, data_sent, api_calls, throttled, files_uploaded, blocked,
+    last_error, last_sync, lease_owner, lease_expires)
+    SELECT run_id, backend, bucket, prefix, entities, fingerprint, points_sent, points_retried,
+    points_rejected, data_sent, api_calls, throttled, files_uploaded, blocked, last_error,
+    last_sync, lease_owner, lease_expires FROM sync_runs;
+DROP TABLE sync_runs;
+ALTER TABLE sync_runs_v6 RENAME TO sync_runs;
+CREATE TABLE sync_cursors_v6 (
+    backend TEXT NOT NULL,
+    metric_id INTEGER NOT NULL REFERENCES metrics(id) ON DELETE CASCADE,
+    worker TEXT NOT NULL,
+    done_chunk INTEGER NOT NULL DEFAULT 0,
+    round_chunk INTEGER NOT NULL DEFAULT 0,
+    round_step INTEGER,
+    stride INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (backend, metric_id, worker)
+);
+INSERT INTO sync_cursors_v6(backend, metric_id, worker, done_chunk, round_chunk, round_step)
+    SELECT 'sagemaker', metric_id, worker, done_chunk, round_chunk, round_step
+    FROM sync_cursors;
+DROP TABLE sync_cursors;
+ALTER TABLE sync_cursors_v6 RENAME TO sync_cursors;
+CREATE TABLE sync_uploads_v6 (
+    backend TEXT NOT NULL,
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    direction TEXT NOT NULL,
+    name TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    uri TEXT NOT NULL,
+    etag TEXT,
+    PRIMARY KEY (backend, run_id, direction, name)
+);
+INSERT INTO sync_uploads_v6(backend, run_id, direction, name, sha256, uri, etag)
+    SELECT 'sagemaker', run_id, direction, name, sha256, uri, etag FROM sync_uploads;
+DROP TABLE sync_uploads;
+ALTER TABLE sync_uploads_v6 RENAME TO sync_uploads;
+DROP INDEX IF EXISTS sync_items_run;
+CREATE INDEX IF NOT EXISTS sync_items_run ON sync_items(run_id, backend, state);
+CREATE TABLE IF NOT EXISTS sync_files (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    direction TEXT NOT NULL,
+    name TEXT NOT NULL,
+    extra_args BLOB NOT NULL,
+    PRIMARY KEY (run_id, direction, name)
+);
+CREATE TABLE IF NOT EXISTS sync_agent (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    owner TEXT,
+    pid INTEGER,
+    host TEXT,
+    started REAL,
+    heartbeat REAL,
+    expires REAL,
+    state TEXT,
+    detail TEXT
+);
+CREATE TABLE IF NOT EXISTS sync_clients (
+    owner TEXT PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    backend TEXT NOT NULL,
+    opened REAL NOT NULL,
+    closed REAL,
+    in_job INTEGER NOT NULL DEFAULT 0
+)
+"""
+
+
+def _sink_keys(db: sqlite3.Connection) -> None:
+    present = {row[1] for row in db.execute("PRAGMA table_info(sync_runs)")}
+    if "last_stride" in present:  # a store half-upgraded by a killed process: done already
+        _create(_SINK_TABLES.split("DROP INDEX IF EXISTS sync_items_run;")[1])(db)
+        return
+    _add_columns({"sync_items": "backend TEXT NOT NULL DEFAULT 'sagemaker'"})(db)
+    _create(_SINK_TABLES)(db)
+
+
 # What each version adds to the one before it.
 _STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _create(_DATA),
@@ -251,6 +360,7 @@ _STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {
     3: _create(_GRAPHS),
     4: _add_columns(_CHECKSUMS),
     5: _upgrade_step_keys,
+    6: _sink_keys,
 }
 
 

@@ -142,7 +142,9 @@ def session_for(sagemaker_session: object | None = None) -> aioboto3.Session:
     Sessions are shared per (settings), so service models load once per process.
     """
     boto = getattr(sagemaker_session, "boto_session", None)
-    region = getattr(boto, "region_name", None)
+    # botocore reads AWS_DEFAULT_REGION only; AWS_REGION (what the AWS CLI v2, the SDKs of
+    # other languages and SageMaker containers set) comes first, as it does there.
+    region = getattr(boto, "region_name", None) or os.environ.get("AWS_REGION") or None
     profile = getattr(boto, "profile_name", None)
     if profile == "default" and not os.environ.get("AWS_PROFILE"):
         profile = None

@@ -25,8 +25,8 @@ from ._ratelimit import bucket
 
 if TYPE_CHECKING:
     from ..._core._records import Artifact, RunRecord
+    from .._journal import Target
     from ._clients import Clients
-    from ._journal import Target
 
 __all__ = (
     "RUN_TC_TAG",

@@ -2,9 +2,12 @@
 
 A round turns what each series has not sent yet into data: one datum per step (the
 step's mean, at its last timestamp), so a run that logs many points per step costs one
-datum per step. When the round holds more data than the API budget sends in ``horizon``
-seconds, consecutive steps are grouped further (the group's mean at its last step): the
-service gets a coarser curve, the local store keeps every step. Data are packed 10 to a
+datum per step, and every step arrives whenever the run's sustained rate fits the API
+budget, however bursty. Only when the backlog would take longer than the lag bound
+(``RUNSTREAM_MAX_LAG`` seconds of the budget) to send are the *oldest* unsent steps
+grouped (the group's mean at its last step), with the smallest uniform stride per series
+that fits (:func:`strides`); ``resolution="full"`` never groups. The local store keeps
+every step. Data are packed 10 to a
 call, series by series in step order, so each acknowledged call moves every cursor it
 touches forward (see :mod:`._journal`).
 
@@ -26,16 +29,18 @@ import numpy as np
 from ..._core import _aggregate
 from ..._core._aggregate import StepStats
 from ..._core._names import TIMESTAMP_WINDOW
-from ._journal import CallResult, Cursor, Item
+from .._journal import CallResult, Cursor, Item
 
 __all__ = (
     "BATCH_SIZE",
     "Call",
+    "group_oldest",
     "group_steps",
     "plan",
     "rejected_call",
     "request_data",
     "result_of",
+    "strides",
 )
 
 BATCH_SIZE = 10
@@ -51,6 +56,7 @@ class Call:
     items: list[Item] = field(default_factory=list)
     local_rejects: list[tuple[Item, str]] = field(default_factory=list)
     advance: dict[tuple[int, str], tuple[int, int | None]] = field(default_factory=dict)
+    strides: dict[tuple[int, str], int] = field(default_factory=dict)
 
 
 def group_steps(stats: StepStats, stride: int) -> StepStats:
@@ -108,19 +114,59 @@ def _local_reject(item: Item, now: float) -> str | None:
     return None
 
 
+def strides(
+    backlog: dict[tuple[int, str], int], capacity: float, resolution: str = "auto"
+) -> dict[tuple[int, str], tuple[int, int]]:
+    """Per series, ``(stride, grouped)``: group the oldest ``grouped`` unsent steps by
+    ``stride`` so the whole backlog fits ``capacity`` data (the lag bound's worth of the
+    budget), or ``(1, 0)``: every step its own datum.
+
+    Each series gets its share of the capacity (in proportion to its backlog) and the
+    smallest uniform stride that fits it; only as many of its oldest steps as needed are
+    grouped, the newest stay at full resolution. ``resolution="full"`` never groups.
+    """
+    total = sum(backlog.values())
+    if resolution == "full" or total <= capacity or total == 0:
+        return dict.fromkeys(backlog, (1, 0))
+    found = {}
+    for key, steps in backlog.items():
+        share = max(1.0, steps * capacity / total)
+        if steps <= share:
+            found[key] = (1, 0)
+            continue
+        stride = max(2, math.ceil(steps / share))
+        grouped = min(steps, math.ceil((steps - share) * stride / (stride - 1)))
+        found[key] = (stride, grouped)
+    return found
+
+
+def group_oldest(stats: StepStats, stride: int, grouped: int) -> StepStats:
+    """The first ``grouped`` rows of ``stats`` grouped by ``stride``; the rest as they are.
+    The grouped part is rounded to whole groups so the stride stays uniform."""
+    if stride <= 1 or grouped <= 0 or len(stats) == 0:
+        return stats
+    cut = min(len(stats), math.ceil(grouped / stride) * stride)
+    head = group_steps(stats.take(np.arange(cut)), stride)
+    if cut == len(stats):
+        return head
+    return _aggregate.concatenate([head, stats.take(np.arange(cut, len(stats)))])
+
+
 def plan(
     series: list[tuple[Cursor, StepStats]],
     retries: list[Item],
-    budget: int,
+    grouping: dict[tuple[int, str], tuple[int, int]] | None = None,
     now: float | None = None,
+    open_rounds: set[tuple[int, str]] | frozenset[tuple[int, str]] = frozenset(),
 ) -> list[Call]:
     """Pack a round into calls: retries first, then each series in step order.
 
-    ``budget`` is how many data the round may send; beyond it, steps are grouped.
+    ``grouping`` (from :func:`strides`) says which series group their oldest steps; by
+    default every step is its own datum. Series in ``open_rounds`` were cut short by the
+    caller: their round stays open after the last datum planned.
     """
     now = time.time() if now is None else now
-    total = sum(len(stats) for _, stats in series)
-    stride = max(1, math.ceil(total / max(1, budget - len(retries))))
+    grouping = grouping or {}
     calls: list[Call] = [Call()]
 
     def add(item: Item) -> None:
@@ -135,12 +181,17 @@ def plan(
     for item in retries:
         add(item)
     for cursor, stats in series:
-        items = _items(cursor, group_steps(stats, stride))
+        stride, grouped = grouping.get(cursor.key, (1, 0))
+        items = _items(cursor, group_oldest(stats, stride, grouped))
         for item in items:
             add(item)
             calls[-1].advance[cursor.key] = (cursor.round_chunk, item.step)
-        # The series' round is complete with its last datum (or at once, if it has none).
-        calls[-1].advance[cursor.key] = (cursor.round_chunk, None)
+            calls[-1].strides[cursor.key] = stride if grouped > 0 else 1
+        # The series' round is complete with its last datum (or at once, if it has none),
+        # unless the caller planned only its beginning (``open_rounds``).
+        if cursor.key not in open_rounds or not items:
+            calls[-1].advance[cursor.key] = (cursor.round_chunk, None)
+        calls[-1].strides.setdefault(cursor.key, 1)
     return [c for c in calls if c.items or c.local_rejects or c.advance]
 
 
@@ -166,7 +217,9 @@ def result_of(call: Call, errors: list[dict[str, Any]] | None) -> CallResult:
     (VALIDATION_ERROR, METRIC_LIMIT_EXCEEDED) is reported as rejected, never resent.
     """
     codes = {int(e.get("MetricIndex", -1)): str(e.get("Code")) for e in errors or ()}
-    result = CallResult(advance=dict(call.advance), rejected=list(call.local_rejects))
+    result = CallResult(
+        advance=dict(call.advance), rejected=list(call.local_rejects), strides=dict(call.strides)
+    )
     result.api_calls = 1 if call.items else 0
     for index, item in enumerate(call.items):
         code = codes.get(index)
@@ -181,7 +234,9 @@ def result_of(call: Call, errors: list[dict[str, Any]] | None) -> CallResult:
 
 def rejected_call(call: Call, code: str) -> CallResult:
     """The whole call was refused as invalid: every datum is reported, none resent."""
-    result = CallResult(advance=dict(call.advance), rejected=list(call.local_rejects))
+    result = CallResult(
+        advance=dict(call.advance), rejected=list(call.local_rejects), strides=dict(call.strides)
+    )
     result.api_calls = 1
     result.rejected.extend((item, code) for item in call.items)
     return result

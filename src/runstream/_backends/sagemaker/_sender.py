@@ -12,15 +12,16 @@ items refused one by one are retried alone (INTERNAL_ERROR, CONFLICT_ERROR) or r
 (anything else); refused credentials *block* the run (nothing is sent, everything is
 kept) until they work again. Each is counted in the run's sync state.
 
-:class:`SageMakerSender` runs a run's sender in its flusher's event loop while the run
-is open, then drains it when the run closes; :func:`sync_store` is ``runstream sync``.
+:func:`serve_sagemaker` is the agent's loop for this sink (see :mod:`.._agent`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -29,15 +30,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import msgspec
+import numpy as np
 import orjson
 
 from ..._core._batch import RunKey
 from ..._core._exceptions import BackendError
 from ..._flush._backoff import Backoff
-from . import _journal as journal
+from .. import _journal as journal
 from ._clients import Clients, Failure, Outcome, classify, open_clients, session_for
 from ._entities import EntityError, ensure_entities, trial_component_update
-from ._metrics import Call, plan, rejected_call, request_data, result_of
+from ._metrics import BATCH_SIZE, Call, plan, rejected_call, request_data, result_of, strides
 from ._ratelimit import bucket
 from ._uploads import (
     DEFAULT_PREFIX,
@@ -51,15 +53,16 @@ from ._uploads import (
 if TYPE_CHECKING:
     from ..._core._records import RunRecord, SyncStatus
     from ..._store import LocalStore
-    from ._journal import CallResult, Target
+    from .._journal import CallResult, Target
 
 __all__ = (
+    "ENV_MAX_LAG",
     "RunSync",
-    "SageMakerSender",
     "SyncConfig",
+    "credentials_message",
+    "data_per_second",
     "preflight",
-    "statuses",
-    "sync_store",
+    "serve_sagemaker",
 )
 
 T = TypeVar("T")
@@ -72,8 +75,10 @@ class SyncConfig:
     """How a sender paces itself (the per-API rates are in :mod:`._ratelimit`).
 
     :param interval: seconds between rounds while a run is open
-    :param horizon: a round sends at most this many seconds of the BatchPutMetrics budget;
-        a larger backlog is grouped into coarser steps (the store keeps every step)
+    :param horizon: a round sends at most this many seconds of the BatchPutMetrics budget,
+        then other runs get a turn (the cursors say where it resumes)
+    :param max_lag: the lag bound: a backlog that would take longer than this many seconds
+        of the budget to send has its oldest steps grouped (``RUNSTREAM_MAX_LAG``)
     :param max_chunks: chunks one series reads per round (bounds memory)
     :param lease_ttl: seconds a sender's claim on a run lasts without renewal
     :param blocked_retry: seconds between attempts while credentials are refused
@@ -83,14 +88,37 @@ class SyncConfig:
 
     interval: float = 1.0
     horizon: float = 2.0
+    max_lag: float = 600.0
     max_chunks: int = 512
     lease_ttl: float = 30.0
     blocked_retry: float = 60.0
     max_backoff: float = 30.0
     file_concurrency: int = 4
 
+    @classmethod
+    def from_environment(cls) -> SyncConfig:
+        """``RUNSTREAM_MAX_LAG``, and (for tests) ``RUNSTREAM_SYNC_INTERVAL`` and
+        ``RUNSTREAM_SYNC_MAX_BACKOFF``, over :data:`DEFAULT_CONFIG`."""
+        found = DEFAULT_CONFIG
+        for field_name, variable in (
+            ("max_lag", ENV_MAX_LAG),
+            ("interval", "RUNSTREAM_SYNC_INTERVAL"),
+            ("max_backoff", "RUNSTREAM_SYNC_MAX_BACKOFF"),
+        ):
+            text = os.environ.get(variable)
+            if text:
+                try:
+                    value = float(text)
+                except ValueError:
+                    value = -1.0
+                if not value > 0:
+                    raise ValueError(f"{variable}={text!r}: must be a positive number of seconds")
+                found = replace(found, **{field_name: value})  # type: ignore[arg-type]
+        return found
+
 
 DEFAULT_CONFIG = SyncConfig()
+ENV_MAX_LAG = "RUNSTREAM_MAX_LAG"
 
 
 class _Stop(Exception):
@@ -149,6 +177,8 @@ class RunSync:
         #: ``log_file(extra_args=)`` by (direction, name), handed over by the live run
         self.file_options: dict[tuple[str, str], dict[str, Any]] = {}
         self._trial_component_arn: str | None = None
+        #: the stride of the last round's data (1: every step)
+        self.stride = 1
 
     async def _run(self, fn: Callable[[], T]) -> T:
         result: T = await self._blocking(fn)
@@ -166,6 +196,7 @@ class RunSync:
     async def round(self) -> bool:
         """Send what is pending now. True when everything known was acknowledged."""
         store, run_id = self.store, self.target.run_id
+        began = time.time()
         if not await self._run(
             lambda: journal.acquire_lease(store, run_id, self._owner, self._config.lease_ttl)
         ):
@@ -187,7 +218,9 @@ class RunSync:
         if self.blocked is not None:
             self.blocked = None
         self._backoff.succeeded()
-        await self._run(lambda: journal.note(store, run_id, synced=True, caught_up=caught_up))
+        await self._run(
+            lambda: journal.note(store, run_id, synced=True, caught_up=caught_up, round_began=began)
+        )
         await self.refresh()
         return caught_up
 
@@ -270,25 +303,58 @@ class RunSync:
     async def _sync_metrics(self) -> bool:
         store, run_id, config = self.store, self.target.run_id, self._config
 
-        def gather() -> tuple[list[tuple[journal.Cursor, Any]], list[journal.Item], bool]:
+        def gather() -> tuple[
+            list[tuple[journal.Cursor, Any]], list[journal.Item], bool, dict[Any, int]
+        ]:
             found = journal.cursors(store, run_id)
+            backlog = {c.key: journal.series_backlog(store, c) for c in found}
             series = [(c, journal.pending_stats(store, c, config.max_chunks)) for c in found]
             more = any(c.newest_chunk > c.round_chunk for c in found)
-            return series, journal.retry_items(store, run_id, 1000), more
+            return series, journal.retry_items(store, run_id, 1000), more, backlog
 
-        series, retries, more = await self._run(gather)
+        series, retries, more, backlog = await self._run(gather)
         if not series and not retries:
             return True
-        # Sized by the configured rate, not the throttled one: a throttled round just takes
-        # longer, and the next round finds a bigger backlog and groups more.
+        # The lag bound in data, at the configured rate (not the throttled one): a
+        # throttling storm slows the sending, not the resolution, until the backlog would
+        # take longer than the bound to send.
         rate = bucket("BatchPutMetrics").ceiling
-        budget = max(10, int(rate * 10 * config.horizon))
-        again = False
-        for call in plan(series, retries, budget):
+        capacity = rate * BATCH_SIZE * config.max_lag
+        grouping = strides(backlog, capacity, self.target.resolution)
+        used = max((stride for stride, grouped in grouping.values() if grouped), default=1)
+        # A round sends at most ``horizon`` seconds of calls, then lets other runs have a
+        # turn; the cursors say where the next round resumes.
+        limit = max(1, int(rate * config.horizon))
+        # Plan only what this round can send: a large backlog is not re-planned whole every
+        # round. A series cut short keeps its round open (its cursor says where it stopped).
+        rows = limit * BATCH_SIZE
+        cut: set[tuple[int, str]] = set()
+        kept = []
+        for cursor, stats in series:
+            stride = grouping.get(cursor.key, (1, 0))[0]
+            if len(stats) > rows * stride:
+                stats = stats.take(np.arange(rows * stride))
+                cut.add(cursor.key)
+            kept.append((cursor, stats))
+        again = bool(cut)
+        calls = plan(kept, retries, grouping, open_rounds=cut)
+        for index, call in enumerate(calls):
+            if index >= limit:
+                again = True
+                break
             result = await self._send(call)
             again = again or bool(result.retry)
             await self._run(lambda result=result: journal.commit(store, run_id, result))  # type: ignore[misc]
+        self.stride = used
+        await self._run(lambda: journal.note(store, run_id, stride=used))
         return not more and not again
+
+    async def _record_failure(self, outcome: Outcome) -> None:
+        """A failed attempt, in the journal at once (``runstream status`` shows it)."""
+        store, run_id = self.store, self.target.run_id
+        throttled = int(outcome.failure is Failure.THROTTLED)
+        message = str(outcome)
+        await self._run(lambda: journal.note(store, run_id, throttled=throttled, error=message))
 
     async def _send(self, call: Call) -> CallResult:
         """Send one call until it is acknowledged (or refused as a whole)."""
@@ -296,7 +362,7 @@ class RunSync:
             return result_of(call, None)
         data = request_data(call.items)
         limiter = bucket("BatchPutMetrics")
-        throttled = resent = 0
+        resent = 0
         while True:
             await limiter.take()
             try:
@@ -312,9 +378,9 @@ class RunSync:
                     break
                 if outcome.failure is Failure.THROTTLED:
                     limiter.throttled()
-                    throttled += 1
                 resent += sum(i.points for i in call.items)
                 self._live_failure(outcome)
+                await self._record_failure(outcome)
                 delay = self._backoff.failed()
                 _log.debug("runstream: BatchPutMetrics %s; retrying in %.2fs", outcome, delay)
                 await anyio.sleep(delay)
@@ -323,7 +389,7 @@ class RunSync:
             self._backoff.succeeded()
             result = result_of(call, response.get("Errors"))
             break
-        result.throttled = throttled
+        result.throttled = 0  # recorded as they happened, above
         result.resent_points = resent
         return result
 
@@ -510,118 +576,102 @@ class RunSync:
         return True
 
 
-# -- inside a run: the flusher's sender ------------------------------------------------
+# -- the agent's engine for SageMaker -----------------------------------------------------
 
 
-class SageMakerSender:
-    """Runs a run's sender beside its flusher; drains it when the run closes.
+def data_per_second() -> float:
+    """The BatchPutMetrics budget in data per second (what the lag is measured in)."""
+    return bucket("BatchPutMetrics").ceiling * BATCH_SIZE
 
-    Also picks up runs of the same store that an earlier process left unsent (a crash, an
-    outage), after its own run, so the next run that opens a store finishes the job.
-    """
 
-    def __init__(
-        self,
-        store: LocalStore,
-        run_id: int,
-        *,
-        sagemaker_session: object | None = None,
-        close_timeout: float = 60.0,
-        config: SyncConfig | None = None,
-    ) -> None:
-        self._store = store
-        self._run_id = run_id
-        self._sagemaker_session = sagemaker_session
-        self._close_timeout = close_timeout
-        self._config = config or DEFAULT_CONFIG
-        self._closing = threading.Event()
-        self._closed_at = math.inf
-        self._own: RunSync | None = None
-        self._file_options: dict[tuple[str, str], dict[str, Any]] = {}
-        #: the lease holder name of this run's sender (taken by :func:`preflight`)
-        self.owner = journal.new_owner()
+async def serve_sagemaker(
+    store: LocalStore,
+    owner: str,
+    config: SyncConfig,
+    *,
+    linger: float,
+    idle: float,
+    until_idle: bool = False,
+    follow: bool = False,
+    timeout: float | None = None,
+    run_ids: Sequence[int] | None = None,
+    on_round: Callable[[list[SyncStatus]], None] | None = None,
+) -> list[SyncStatus]:
+    """The agent's loop over every run registered for SageMaker (see :mod:`.._agent`)."""
 
-    def close(self) -> None:
-        """The run is over and its last data and status are in the store: drain and stop."""
-        self._closed_at = time.monotonic()
-        self._closing.set()
-
-    @property
-    def status(self) -> SyncStatus | None:
-        return None if self._own is None else self._own.snapshot
-
-    def file_options(self, direction: str, name: str, extra_args: dict[str, Any]) -> None:
-        """``log_file(extra_args=)`` for that artifact's upload (a dict set is atomic)."""
-        self._file_options[(direction, name)] = extra_args
-
-    async def run(self) -> None:
+    started = time.monotonic()
+    deadline = math.inf if timeout is None else started + timeout
+    last_client = time.monotonic()
+    idle_since: float | None = None
+    syncs: dict[int, RunSync] = {}
+    async with open_clients(session_for()) as clients:
+        identity = _Identity(clients)
         try:
-            async with open_clients(session_for(self._sagemaker_session)) as clients:
-                await self._serve(clients, _inline)
-        except Exception:
-            _log.exception("runstream: the SageMaker sender stopped; data stays in the store")
-            await self._wait_closed()
-
-    async def _serve(self, clients: Clients, blocking: Blocking) -> None:
-        store, identity, owner = self._store, _Identity(clients), self.owner
-        found = await blocking(lambda: journal.targets(store))
-        syncs = [
-            RunSync(store, t, clients, identity, blocking, owner=owner, config=self._config)
-            for t in found
-        ]
-        own = next(s for s in syncs if s.target.run_id == self._run_id)
-        own.file_options = self._file_options
-        self._own = own
-        others = [s for s in syncs if s is not own]
-        try:
-            while not self._closing.is_set():
-                caught_up = own.ready and await own.round()
-                if others and others[0].ready:
-                    leftover = others.pop(0)
-                    if not await leftover.round():
-                        others.append(leftover)  # not done (or someone else's): later
-                    else:
-                        await leftover.release()
-                idle = caught_up or own.elsewhere
-                await self._pause(self._config.interval if idle else 0.05)
-            await self._drain(own)
+            while True:
+                now = time.monotonic()
+                if not store.path.exists():
+                    _log.warning("runstream: the store %s is gone; stopping", store.path)
+                    break
+                live = journal.live_clients(store)
+                if live:
+                    last_client = now
+                found = journal.targets(store, run_ids)
+                for target in found:
+                    if target.run_id not in syncs:
+                        syncs[target.run_id] = RunSync(
+                            store, target, clients, identity, _inline, owner=owner, config=config
+                        )
+                done_all = True
+                for sync in list(syncs.values()):
+                    if not sync.ready:
+                        done_all = done_all and sync.blocked is not None
+                        continue
+                    sync.file_options = journal.file_options(store, sync.target.run_id)
+                    caught_up = await sync.round()
+                    if not caught_up and sync.blocked is None:
+                        done_all = False
+                state = "sending" if not done_all else "idle"
+                if not journal.claim_agent(store, owner, journal.AGENT_TTL, state, None):
+                    _log.warning("runstream: another agent took over %s", store.path)
+                    break
+                if on_round is not None:
+                    on_round(
+                        [
+                            journal.status(
+                                store,
+                                s.target,
+                                files_pending=journal.files_pending(store, s.target),
+                                data_per_second=data_per_second(),
+                            )
+                            for s in syncs.values()
+                        ]
+                    )
+                if done_all and (until_idle or not live):
+                    if until_idle:
+                        break
+                    idle_since = now if idle_since is None else idle_since
+                    if not follow and now - idle_since >= idle:
+                        break
+                else:
+                    idle_since = None
+                if not follow and not live and not until_idle and now - last_client > linger:
+                    _log.warning(
+                        "runstream: giving up after %.0fs with no training process; what "
+                        "is left stays in %s (`runstream sync` sends it)",
+                        linger,
+                        store.path,
+                    )
+                    break
+                if now > deadline:
+                    break
+                await anyio.sleep(config.interval if done_all else 0.02)
         finally:
             with anyio.CancelScope(shield=True):
-                for sync in syncs:
-                    await sync.release()
-
-    async def _pause(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while not self._closing.is_set() and time.monotonic() < deadline:
-            await anyio.sleep(min(0.05, seconds))
-
-    async def _drain(self, own: RunSync) -> None:
-        remaining = self._closed_at + self._close_timeout - time.monotonic()
-        handed_over = False
-        with anyio.move_on_after(max(0.0, remaining)):
-            while not await own.round():
-                if own.blocked or own.elsewhere:
-                    handed_over = bool(own.elsewhere)
-                    break
-                await own.wait()
-        await own.refresh()
-        left = own.snapshot
-        if own.elsewhere or handed_over:
-            _log.info("runstream: run %r is being sent by another process", own.target.run_name)
-        elif left is not None and left.state != "synced":
-            _log.warning(
-                "runstream: run %r closed with %d points and %d files not yet in SageMaker "
-                "(%s); they are kept in %s: run `runstream sync` to send them",
-                own.target.run_name,
-                left.points_pending,
-                left.files_pending,
-                left.last_error or f"not done after close_timeout={self._close_timeout}s",
-                self._store.path,
-            )
-
-    async def _wait_closed(self) -> None:
-        while not self._closing.is_set():
-            await anyio.sleep(0.05)
+                for sync in syncs.values():
+                    with contextlib.suppress(Exception):
+                        await sync.release()
+                        await sync.refresh()
+    return [s.snapshot for s in syncs.values() if s.snapshot is not None]
 
 
 # -- at run start: fail early on credentials ----------------------------------------------
@@ -634,7 +684,7 @@ def preflight(
     bucket_name: str | None,
     prefix: str | None,
     sagemaker_session: object | None = None,
-    owner: str | None = None,
+    resolution: str | None = None,
 ) -> None:
     """Register the run for sync (leased to ``owner``, its sender) and check, once, that
     AWS takes these credentials.
@@ -646,19 +696,13 @@ def preflight(
 
     :raises BackendError: no region, no credentials, or credentials AWS refuses
     """
-    journal.register(store, run_id, bucket=bucket_name, prefix=prefix)
-    if owner is not None:
-        # Claim the run now: a sender already running in this store (another run's,
-        # adopting leftovers) must not take a live run from its own sender.
-        journal.acquire_lease(store, run_id, owner, DEFAULT_CONFIG.lease_ttl)
+    journal.register(store, run_id, bucket=bucket_name, prefix=prefix, resolution=resolution)
     target = journal.targets(store, [run_id])[0]
     outcome = _in_thread(lambda: anyio.run(_check, store, target, sagemaker_session))
     if outcome is None:
         return
-    if owner is not None and outcome.failure in (Failure.AUTH, Failure.REJECTED):
-        journal.release_lease(store, run_id, owner)  # no sender will run: free the run
     if outcome.failure is Failure.AUTH:
-        raise BackendError(_credentials_message(outcome, store))
+        raise BackendError(credentials_message(outcome, store))
     if outcome.failure is Failure.REJECTED:
         raise BackendError(f"SageMaker refused run {target.run_name!r}: {outcome}")
     _log.warning(
@@ -683,7 +727,7 @@ async def _check(store: LocalStore, target: Target, sagemaker_session: object) -
     return None
 
 
-def _credentials_message(outcome: Outcome, store: LocalStore) -> str:
+def credentials_message(outcome: Outcome, store: LocalStore) -> str:
     return (
         f"AWS refused the credentials for backend='sagemaker' ({outcome}). Check "
         "AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, "
@@ -711,84 +755,5 @@ def _in_thread(fn: Callable[[], T]) -> T:
     return result
 
 
-# -- runstream sync -----------------------------------------------------------------------
-
-
-def sync_store(
-    store: LocalStore,
-    run_ids: Sequence[int] | None = None,
-    *,
-    timeout: float = 300.0,
-    concurrency: int = 4,
-    config: SyncConfig | None = None,
-) -> list[SyncStatus]:
-    """Send what the store's registered runs (or ``run_ids``) have not sent; report each.
-
-    :raises BackendError: when AWS refuses the credentials (nothing is sent)
-    """
-    targets = journal.targets(store, run_ids)
-    if not targets:
-        return []
-    config = config or DEFAULT_CONFIG
-
-    async def main() -> list[SyncStatus]:
-        async with open_clients(session_for()) as clients:
-            try:
-                await clients.sts.get_caller_identity()
-            except Exception as exc:
-                outcome = classify(exc)
-                if outcome.failure is Failure.AUTH:
-                    raise BackendError(_credentials_message(outcome, store)) from exc
-            identity, owner = _Identity(clients), journal.new_owner()
-            limiter = anyio.CapacityLimiter(concurrency)
-            syncs = [
-                RunSync(store, t, clients, identity, _inline, owner=owner, config=config)
-                for t in targets
-            ]
-
-            async def drain(sync: RunSync) -> None:
-                async with limiter:
-                    with anyio.move_on_after(timeout):
-                        while not await sync.round():
-                            if sync.blocked or sync.elsewhere:
-                                break
-                            await sync.wait()
-                    with anyio.CancelScope(shield=True):
-                        await sync.release()
-                        await sync.refresh()
-
-            async with anyio.create_task_group() as tasks:
-                for sync in syncs:
-                    tasks.start_soon(drain, sync)
-            return [s.snapshot for s in syncs if s.snapshot is not None]
-
-    try:
-        return anyio.run(main)
-    except BackendError:
-        raise
-    except Exception as exc:
-        outcome = classify(exc)
-        if outcome.failure is Failure.AUTH:
-            raise BackendError(_credentials_message(outcome, store)) from exc
-        raise
-
-
 async def _inline(fn: Callable[[], Any]) -> Any:
     return fn()
-
-
-def statuses(store: LocalStore, run_ids: Sequence[int] | None = None) -> list[SyncStatus]:
-    """The sync state of the store's registered runs, without any network call."""
-    return [
-        journal.status(store, t, files_pending=_files_pending(store, t))
-        for t in journal.targets(store, run_ids)
-    ]
-
-
-def _files_pending(store: LocalStore, target: Target) -> int:
-    done = journal.uploads(store, target.run_id)
-    rows = store.query(
-        "SELECT direction, name, sha256 FROM artifacts WHERE run_id = ? AND sha256 IS NOT NULL",
-        (target.run_id,),
-    )
-    return sum(1 for d, n, s in rows if done.get((str(d), str(n)), ("", ""))[0] != s)

@@ -1,0 +1,371 @@
+"""The sync agent: one process per store that does all remote sending.
+
+The first run that needs a remote sink starts it (:func:`ensure_agent`), detached in a
+session of its own; it claims the store's agent lease (``sync_agent``: one agent per
+store, renewed every round, stolen only from a holder that expired or whose process is
+gone), serves every run registered for sync and every training process of that store, and
+lives on after them until everything is acknowledged. It exits
+
+- when nothing is pending and no training process has a run open, after a short idle
+  grace (``RUNSTREAM_AGENT_IDLE``, 3 s, so the next run of a script finds it);
+- at the latest ``RUNSTREAM_AGENT_LINGER`` seconds (default 900) after the last training
+  process of the store closed or died, even if something is left (credentials refused, an
+  outage): what is left stays in the store for the next run or ``runstream sync``.
+
+``runstream sync`` runs the same engine in the foreground (:func:`serve` with
+``until_idle``), and ``--follow`` keeps it serving. The training process itself only
+registers its run (:func:`open_link`); it never imports botocore after the preflight.
+
+Run as ``python -m runstream._backends._agent --store PATH``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from .._core._exceptions import BackendError
+from . import _journal as journal
+
+if TYPE_CHECKING:
+    from .._core._records import SyncStatus
+    from .._store import LocalStore
+
+__all__ = (
+    "ENV_LINGER",
+    "AgentLink",
+    "ensure_agent",
+    "main",
+    "serve",
+    "statuses",
+    "sync_store",
+)
+
+ENV_LINGER = "RUNSTREAM_AGENT_LINGER"
+ENV_IDLE = "RUNSTREAM_AGENT_IDLE"
+#: Tests: a file each agent appends its pid to, so the suite can end what it started.
+ENV_REGISTRY = "RUNSTREAM_AGENT_REGISTRY"
+DEFAULT_LINGER = 900.0
+DEFAULT_IDLE = 3.0
+LOG_NAME = "agent.log"
+
+_log = logging.getLogger("runstream")
+
+
+def _seconds(name: str, default: float) -> float:
+    text = os.environ.get(name)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise ValueError(f"{name}={text!r}: must be a number of seconds >= 0")
+    return value
+
+
+# -- in the training process --------------------------------------------------------------
+
+
+def ensure_agent(store: LocalStore) -> int | None:
+    """Start the store's agent unless one runs; its pid, or None when one was running.
+
+    The agent starts detached (a session of its own, no terminal, output to
+    ``<store>/agent.log``); a thread of this process reaps it should it exit first, so it
+    never lingers as a zombie. Two processes starting one at once are fine: the second
+    agent finds the lease taken and exits.
+    """
+    with _spawn_lock:
+        started = _spawned.get(store.path)
+        if started is not None and started.poll() is None:
+            return None  # ours, still starting (or serving): one is enough
+        state = journal.agent_state(store)
+        if state is not None and state.alive:
+            return None
+        process = _spawn(store)
+        _spawned[store.path] = process
+    threading.Thread(target=process.wait, name="runstream-agent-reaper", daemon=True).start()
+    return process.pid
+
+
+_spawned: dict[Path, subprocess.Popen[bytes]] = {}
+_spawn_lock = threading.Lock()
+
+
+def _spawn(store: LocalStore) -> subprocess.Popen[bytes]:
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    log = open(store.path / LOG_NAME, "ab")  # noqa: SIM115 - handed to the child
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "runstream._backends._agent", "--store", str(store.path)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+            cwd=str(store.path),
+        )
+    finally:
+        log.close()
+    return process
+
+
+class AgentLink:
+    """A run's end of the agent, in the training process (a :class:`.Sender`).
+
+    It registers the process as a client of the store's agent, starts the agent if none
+    runs, keeps ``log_file(extra_args=)`` in the journal, and reads the run's sync state
+    from the store. Closing returns at once outside a SageMaker job; inside one (the
+    container ends with the script) it waits for the agent to send the run, bounded by
+    ``close_timeout``, and says what is left.
+    """
+
+    def __init__(
+        self,
+        store: LocalStore,
+        target: journal.Target,
+        *,
+        close_timeout: float,
+        in_job: bool,
+        data_per_second: Callable[[], float],
+    ) -> None:
+        self._store = store
+        self._target = target
+        self._close_timeout = close_timeout
+        self._in_job = in_job
+        self._data_per_second = data_per_second
+        self._closing = threading.Event()
+        self._closed_at = 0.0
+        self._status: SyncStatus | None = None
+        self._status_at = 0.0
+        self._lock = threading.Lock()
+        self.owner = journal.new_owner()
+        journal.open_client(store, self.owner, target.run_id, target.sink, in_job=in_job)
+        ensure_agent(store)
+
+    def close(self) -> None:
+        self._closed_at = time.monotonic()
+        self._closing.set()
+
+    def file_options(self, direction: str, name: str, extra_args: dict[str, Any]) -> None:
+        journal.set_file_options(self._store, self._target.run_id, direction, name, extra_args)
+
+    @property
+    def status(self) -> SyncStatus | None:
+        with self._lock:
+            if self._status is None or time.monotonic() - self._status_at > 0.5:
+                self._status = self._read_status()
+                self._status_at = time.monotonic()
+            return self._status
+
+    def _read_status(self) -> SyncStatus | None:
+        try:
+            return journal.status_of(self._store, self._target, self._data_per_second())
+        except Exception as exc:  # a busy store: the last known state will do
+            _log.debug("runstream: sync state not read: %s", exc)
+            return self._status
+
+    async def run(self) -> None:
+        """Wait for the run to close; in a job, wait for the agent to drain it."""
+        while not self._closing.is_set():
+            await anyio.sleep(0.05)
+        try:
+            if self._in_job:
+                await anyio.to_thread.run_sync(self._drain)
+        finally:
+            with self._lock:
+                self._status = None  # read afresh: the run is closed
+            with contextlib.suppress(Exception):
+                journal.close_client(self._store, self.owner)
+
+    def _drain(self) -> None:
+        deadline = self._closed_at + self._close_timeout
+        closed = time.time()  # the run's last data and final status are in the store
+        left: SyncStatus | None = None
+        done = False
+        while time.monotonic() < deadline:
+            ensure_agent(self._store)  # it may have given up on an outage: start again
+            left = journal.status_of(self._store, self._target, self._data_per_second())
+            done = left.state == "synced" and (left.caught_up or 0.0) >= closed
+            if done or left.state == "blocked":
+                break
+            time.sleep(0.1)
+        if left is not None and not done:
+            message = (
+                f"runstream: run {self._target.run_name!r} closed with {left.points_pending} "
+                f"points and {left.files_pending} files not yet in {self._target.sink} "
+                f"({left.last_error or f'not done after close_timeout={self._close_timeout}s'})"
+                f"; they are kept in {self._store.path}"
+            )
+            print(message, file=sys.stderr, flush=True)
+            _log.warning("%s", message)
+
+
+# -- the agent ----------------------------------------------------------------------------
+
+
+async def serve(
+    store: LocalStore,
+    *,
+    owner: str | None = None,
+    until_idle: bool = False,
+    follow: bool = False,
+    timeout: float | None = None,
+    run_ids: list[int] | None = None,
+    on_round: Callable[[list[SyncStatus]], None] | None = None,
+) -> list[SyncStatus] | None:
+    """Serve the store's registered runs as its agent; None if another agent holds it.
+
+    :param until_idle: ``runstream sync``: return once everything is acknowledged (or
+        blocked), without waiting for training processes
+    :param follow: ``runstream sync --follow``: never exit on idleness or linger
+    :param timeout: give up after this many seconds (what is left stays in the store)
+    :param on_round: called with the runs' states after every round (progress)
+    """
+    from .sagemaker._sender import SyncConfig, serve_sagemaker
+
+    owner = owner or journal.new_owner()
+    if not journal.claim_agent(store, owner, journal.AGENT_TTL, "starting", None):
+        return None
+    registry = os.environ.get(ENV_REGISTRY)
+    if registry:
+        with open(registry, "a") as file:
+            file.write(f"{os.getpid()}\n")
+    try:
+        return await serve_sagemaker(
+            store,
+            owner,
+            SyncConfig.from_environment(),
+            linger=_seconds(ENV_LINGER, DEFAULT_LINGER),
+            idle=_seconds(ENV_IDLE, DEFAULT_IDLE),
+            until_idle=until_idle,
+            follow=follow,
+            timeout=timeout,
+            run_ids=run_ids,
+            on_round=on_round,
+        )
+    finally:
+        with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+            journal.release_agent(store, owner)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m runstream._backends._agent")
+    parser.add_argument("--store", required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s runstream-agent[%(process)d] %(message)s"
+    )
+    for noisy in ("botocore", "aiobotocore", "aioboto3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from .._store import LocalStore
+
+    store = LocalStore(args.store)
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        served = anyio.run(lambda: serve(store))
+    except KeyboardInterrupt:
+        _log.info("stopped by a signal; what is left stays in %s", store.path)
+        return 0
+    if served is None:
+        _log.info("another agent serves %s", store.path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+# -- runstream sync -----------------------------------------------------------------------
+
+
+def sync_store(
+    store: LocalStore,
+    run_ids: Sequence[int] | None = None,
+    *,
+    timeout: float = 300.0,
+    follow: bool = False,
+    on_round: Callable[[list[SyncStatus]], None] | None = None,
+) -> list[SyncStatus]:
+    """``runstream sync``: the agent's engine in the foreground until everything registered
+    (or ``run_ids``) is acknowledged, blocked, or ``timeout`` passes; ``follow`` keeps
+    serving. When the store's agent is running, follow its progress instead.
+
+    :raises BackendError: when AWS refuses the credentials (nothing is sent)
+    """
+    from .sagemaker._clients import Failure, classify, open_clients, session_for
+    from .sagemaker._sender import credentials_message, data_per_second
+
+    targets = journal.targets(store, run_ids)
+    if not targets and not follow:
+        return []
+
+    async def check() -> None:
+        async with open_clients(session_for()) as clients:
+            try:
+                await clients.sts.get_caller_identity()
+            except Exception as exc:
+                outcome = classify(exc)
+                if outcome.failure is Failure.AUTH:
+                    raise BackendError(credentials_message(outcome, store)) from exc
+
+    async def main() -> list[SyncStatus]:
+        await check()
+        deadline = time.monotonic() + timeout
+        while True:
+            served = await serve(
+                store,
+                until_idle=not follow,
+                follow=follow,
+                timeout=max(0.0, deadline - time.monotonic()),
+                run_ids=None if run_ids is None else list(run_ids),
+                on_round=on_round,
+            )
+            if served is not None:
+                return served
+            # The store's agent is sending: wait with it until these runs are done.
+            rate = data_per_second()
+            found = [journal.status_of(store, t, rate) for t in journal.targets(store, run_ids)]
+            if on_round is not None:
+                on_round(found)
+            if all(s.state != "pending" for s in found) or time.monotonic() > deadline:
+                return found
+            await anyio.sleep(0.2)
+
+    try:
+        return anyio.run(main)
+    except BackendError:
+        raise
+    except Exception as exc:
+        outcome = classify(exc)
+        if outcome.failure is Failure.AUTH:
+            raise BackendError(credentials_message(outcome, store)) from exc
+        raise
+
+
+def statuses(store: LocalStore, run_ids: Sequence[int] | None = None) -> list[SyncStatus]:
+    """The sync state of the store's registered runs, without any network call."""
+    from .sagemaker._sender import data_per_second
+
+    rate = data_per_second()
+    return [journal.status_of(store, t, rate) for t in journal.targets(store, run_ids)]
