@@ -214,6 +214,7 @@ def test_a_deleted_database_is_noticed_written_anew_and_the_loss_counted(
     def delete_mid_run(run: Run) -> runstream.RunStats:
         with run:
             run.log_parameter("lr", 0.1)
+            run.log_artifact("data", "s3://bucket/data")
             for step in range(100):
                 run.log_metric("loss", float(step), step=step)
             assert run.flush(timeout=30).stats.points_written == 100
@@ -231,10 +232,13 @@ def test_a_deleted_database_is_noticed_written_anew_and_the_loss_counted(
     assert stats.points_lost == 100
     assert stats.points_written == 50
     assert stats.points_logged == stats.points_written + stats.points_lost
-    # The new database holds the run, its outcome and everything pending since.
+    # The new database holds the run, its outcome, everything pending since, and this
+    # worker's parameters and artifacts as they were before the deletion.
     fresh = runstream.list_runs("exp", store=store)[0]
     assert fresh.series("loss").step.tolist() == list(range(100, 150))
     assert fresh.record().status == "Completed"
+    assert fresh.record().parameters == {"lr": 0.1}
+    assert fresh.record().artifacts.output["data"].value == "s3://bucket/data"
 
 
 # -- 5. a full or read-only disk -------------------------------------------------------------

@@ -34,13 +34,14 @@ import anyio
 import anyio.abc
 from anyio.abc import TaskStatus
 
+from .._core._batch import Batch
 from .._store import is_transient
 from ._backoff import Backoff
 from ._files import store_file
 from ._spill import replay_spills, spill_batch
 
 if TYPE_CHECKING:
-    from .._core._batch import Batch
+    from .._core._batch import ArtifactWrite, ParameterWrite
     from .._core._ingest import Ingest, PendingFile
     from .._store import LocalStore
 
@@ -92,6 +93,11 @@ class Flusher:
         self._completed = 0  # generation whose data is in the store
         self._cond = threading.Condition()
         self._backoff = Backoff(base=tick, cap=_MAX_BACKOFF)
+        # This worker's parameters and artifacts as written (latest values): what a
+        # database deleted mid-run gets back (see _write).
+        self._written_parameters: dict[str, ParameterWrite] = {}
+        self._written_artifacts: dict[tuple[str, str], ArtifactWrite] = {}
+        self._restore_pending = False
         self.points_written = 0
         self.points_spilled = 0
         self.points_rejected = 0
@@ -289,6 +295,7 @@ class Flusher:
 
     def _write_pending(self) -> bool:
         """Write what is pending (blocking). True when nothing is left unwritten."""
+        self._restore()
         batch = self._take_batch()
         if batch.is_empty():
             return self._replay_spilled()
@@ -313,16 +320,43 @@ class Flusher:
 
     def _write(self, batch: Batch) -> None:
         """One store write. A store that found its database gone and made it anew has lost
-        what this run wrote before: those points move from written to lost."""
+        what this run wrote before: those points move from written to lost, and this
+        worker's parameters and artifacts (their latest values, kept here) are written
+        into the new database."""
         generation = self._store.generation
         self._store.write(batch)
-        if self._store.generation != generation and self.points_written:
-            self.points_lost += self.points_written
-            self._record_error(
-                f"the store's database was replaced or deleted: {self.points_written} points "
-                "written before are lost; what was pending is written anew"
-            )
-            self.points_written = 0
+        if self._store.generation != generation:
+            if self.points_written:
+                self.points_lost += self.points_written
+                self._record_error(
+                    f"the store's database was replaced or deleted: {self.points_written} "
+                    "points written before are lost; what was pending is written anew"
+                )
+                self.points_written = 0
+            self._restore_pending = bool(self._written_parameters or self._written_artifacts)
+            self._restore()
+        for parameter in batch.parameters:
+            self._written_parameters[parameter.name] = parameter
+        for artifact in batch.artifacts:
+            self._written_artifacts[(artifact.direction, artifact.name)] = artifact
+
+    def _restore(self) -> None:
+        """Write this worker's parameters and artifacts into a database made anew (retried
+        before each later write until it succeeds)."""
+        if not self._restore_pending:
+            return
+        restored = Batch(
+            run_id=self._run_id,
+            worker=self._worker,
+            parameters=sorted(self._written_parameters.values(), key=lambda p: p.ts),
+            artifacts=list(self._written_artifacts.values()),
+        )
+        try:
+            self._store.write(restored)
+        except Exception as exc:  # the batch itself is written: never retry it for this
+            self._record_error(f"parameters and artifacts not restored yet, will retry: {exc}")
+            return
+        self._restore_pending = False
 
     def _isolate(self, batch: Batch) -> tuple[Batch, Exception] | None:
         """The store refused the batch outright: write its items one by one, set aside only
