@@ -28,6 +28,7 @@ import pytest
 
 import runstream
 from runstream import Run, load_run
+from runstream._backends import _journal
 from runstream._cli import main
 from runstream._core import _aggregate
 from runstream._core._exceptions import StoreError
@@ -451,6 +452,21 @@ def test_a_damaged_chunk_is_named_and_skipped_never_read_as_data(
     assert series.last.tolist() == [400.0]
     assert "damaged data" in caplog.text
     assert "metric 'loss' in run 'run' of experiment 'exp'" in caplog.text
+
+
+def test_the_sync_journal_skips_a_damaged_chunk_and_never_sends_it(
+    store: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    _two_chunk_store(store)
+    first, _ = _chunks(Path(store))
+    _damage(store, first[0], -9, 0x01)
+    with LocalStore(store) as opened:
+        (cursor,) = _journal.cursors(opened, 1)
+        pending = _journal.pending_stats(opened, cursor, max_chunks=10)
+    assert pending.step.tolist() == [1]  # what would be sent: the intact chunk alone
+    assert pending.last.tolist() == [400.0]
+    assert "metric 'loss' in run 'run' of experiment 'exp'" in caplog.text
+    assert "not sent" in caplog.text
 
 
 def test_a_metric_whose_chunks_are_all_damaged_is_a_store_error_in_cli_and_dashboard(

@@ -28,18 +28,20 @@ either, and deleting a run deletes its sync state (foreign keys cascade).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
 
 from .._core import _aggregate, _names
 from .._core._environment import HOST
+from .._core._exceptions import StoreError
 from .._core._records import SyncStatus
 
 if TYPE_CHECKING:
@@ -88,6 +90,8 @@ __all__ = (
     "targets",
     "uploads",
 )
+
+_log = logging.getLogger("runstream")
 
 
 #: the first sink's name, the default of every function below
@@ -345,7 +349,7 @@ def pending_stats(store: LocalStore, cursor: Cursor, max_chunks: int) -> StepSta
     ``max_chunks`` chunks, and ``cursor.round_chunk`` is set to the last of them.
     """
     resuming = cursor.round_chunk > cursor.done_chunk
-    sql = "SELECT id, data FROM chunks WHERE metric_id = ? AND worker = ? AND id > ?"
+    sql = "SELECT id, data, checksum FROM chunks WHERE metric_id = ? AND worker = ? AND id > ?"
     args: list[object] = [cursor.metric_id, cursor.worker, cursor.done_chunk]
     if resuming:
         sql += " AND id <= ?"
@@ -356,7 +360,7 @@ def pending_stats(store: LocalStore, cursor: Cursor, max_chunks: int) -> StepSta
     if not resuming:
         cursor.round_chunk = _int(rows[-1][0])
         cursor.round_step = None
-    stats = _aggregate.combine([_aggregate.decode(blob) for _, blob in rows])
+    stats = _aggregate.combine(_checked(store, cursor.metric_id, rows))
     if cursor.round_step is not None:
         stats = stats.take(np.flatnonzero(stats.step > cursor.round_step))
     return stats
@@ -589,7 +593,7 @@ def pending(store: LocalStore, run_id: int, *, sink: str = SAGEMAKER) -> tuple[i
     for cursor in cursors(store, run_id, sink=sink):
         rows = store.query(
             "SELECT id, points, first_step, last_step, "
-            "CASE WHEN id <= ? AND ? IS NOT NULL THEN data END FROM chunks "
+            "CASE WHEN id <= ? AND ? IS NOT NULL THEN data END, checksum FROM chunks "
             "WHERE metric_id = ? AND worker = ? AND id > ?",
             (
                 cursor.round_chunk,
@@ -599,9 +603,12 @@ def pending(store: LocalStore, run_id: int, *, sink: str = SAGEMAKER) -> tuple[i
                 cursor.done_chunk,
             ),
         )
-        for _, points, first, last, blob in rows:
+        for chunk_id, points, first, last, blob, checksum in rows:
             if blob is not None and cursor.round_step is not None:
-                stats = _aggregate.decode(blob)
+                checked = _checked(store, cursor.metric_id, [(chunk_id, blob, checksum)])
+                if not checked:
+                    continue
+                stats = checked[0]
                 keep = stats.step > cursor.round_step
                 total += int(stats.count[keep].sum())
                 data += int(keep.sum())
@@ -841,3 +848,15 @@ def files_pending(store: LocalStore, target: Target) -> int:
         (target.run_id,),
     )
     return sum(1 for d, n, s in rows if done.get((str(d), str(n)), ("", ""))[0] != s)
+
+
+def _checked(store: LocalStore, metric_id: int, rows: Sequence[Sequence[Any]]) -> list[StepStats]:
+    """Chunks ``(id, data, checksum)`` decoded and checked; a damaged one is skipped with a
+    warning naming its run and metric (as the store's own readers skip it), never sent."""
+    found = []
+    for _, blob, checksum in rows:
+        try:
+            found.append(store.decode_chunk(blob, checksum, metric_id))
+        except StoreError as exc:
+            _log.warning("runstream: %s; it is skipped, not sent", exc)
+    return found

@@ -594,6 +594,18 @@ class LocalStore:
             f"in {self._run_label(run_id)}: {problem}"
         )
 
+    def decode_chunk(self, blob: bytes, checksum: int | None, metric_id: int) -> StepStats:
+        """A chunk of ``metric_id`` decoded and checked, for readers outside the store (the
+        sync journal): a damaged one is a StoreError naming its run and metric."""
+        try:
+            return self._decode(blob, checksum, "a chunk", 0, "")
+        except StoreError:
+            row = self._db.execute(
+                "SELECT run_id, name FROM metrics WHERE id = ?", (metric_id,)
+            ).fetchone()
+            run_id, name = (0, "?") if row is None else (int(row[0]), str(row[1]))
+            return self._decode(blob, checksum, "a chunk", run_id, name)
+
     def _run_label(self, run_id: int) -> str:
         row = self._db.execute(
             "SELECT e.name, r.name FROM runs r LEFT JOIN experiments e "
