@@ -2,7 +2,9 @@
 
 ``Run(..., backend="sagemaker")`` or ``RUNSTREAM_BACKEND=sagemaker`` adds a *sender*:
 a task that runs in the run's flusher event loop and syncs what the store holds to
-SageMaker Experiments and S3 (:mod:`.sagemaker`). The default, ``"local"``, has none.
+SageMaker Experiments and S3 (:mod:`.sagemaker`); ``backend="mlflow"`` one that syncs to
+the MLflow tracking server of ``MLFLOW_TRACKING_URI`` (:mod:`.mlflow`). The default,
+``"local"``, has none.
 A sender is started after the run's credentials were checked, and closed after the
 run's last local write and final status, so it sends those too.
 """
@@ -32,7 +34,7 @@ __all__ = (
 )
 
 ENV_BACKEND = "RUNSTREAM_BACKEND"
-BACKENDS = ("local", "sagemaker")
+BACKENDS = ("local", "sagemaker", "mlflow")
 # What boto3's upload_file takes as ExtraArgs (boto3.s3.transfer.S3Transfer's list),
 # known without importing boto3, so log_file(extra_args=) is checked at the call.
 S3_UPLOAD_ARGS = frozenset(
@@ -102,6 +104,8 @@ def resolve_backend(backend: str | None, experiment: str | None, tc_name: str) -
     source = "backend" if backend is not None else ENV_BACKEND
     if name not in BACKENDS:
         raise ValueError(f"{source}={name!r} is not a backend; choose one of {BACKENDS}")
+    if name == "mlflow":
+        _check_mlflow()
     if name == "sagemaker":
         if importlib.util.find_spec("aioboto3") is None:
             raise ImportError(
@@ -130,6 +134,16 @@ def open_senders(
 
     :raises runstream.BackendError: the backend refuses the run's credentials
     """
+    if backend == "mlflow":
+        from .mlflow import MLflowSender
+        from .mlflow import preflight as mlflow_preflight
+        from .mlflow._journal import new_owner
+
+        owner = new_owner()
+        endpoint = mlflow_preflight(store, run_id, owner=owner)
+        return [
+            MLflowSender(store, run_id, endpoint=endpoint, owner=owner, close_timeout=close_timeout)
+        ]
     if backend != "sagemaker":
         return []
     from .sagemaker import SageMakerSender, preflight
@@ -163,12 +177,34 @@ def create_entities(
 
     :raises runstream.BackendError: the backend refuses the run's credentials
     """
+    if backend == "mlflow":
+        from .mlflow import preflight as mlflow_preflight
+
+        mlflow_preflight(store, run_id)
+        return
     if backend != "sagemaker":
         return
     from .sagemaker import preflight
 
     bucket, prefix = s3_location(artifact_bucket, artifact_prefix, sagemaker_session)
     preflight(store, run_id, bucket_name=bucket, prefix=prefix, sagemaker_session=sagemaker_session)
+
+
+def _check_mlflow() -> None:
+    """``backend="mlflow"`` needs httpx, and a URI it can use (checked at ``Run(...)``)."""
+    if importlib.util.find_spec("httpx") is None:
+        raise ImportError(
+            "backend='mlflow' needs httpx: install runstream's mlflow extra "
+            "(pip install 'runstream[mlflow]')"
+        )
+    from .mlflow import endpoint_from_uri
+
+    endpoint = endpoint_from_uri()  # EndpointError is a ValueError: the URI is wrong
+    if endpoint.signer is not None and importlib.util.find_spec("botocore") is None:
+        raise ImportError(
+            "MLFLOW_TRACKING_URI is a SageMaker ARN: signing its requests needs botocore, "
+            "install runstream's aws extra too (pip install 'runstream[mlflow,aws]')"
+        )
 
 
 DEFAULT_ARTIFACT_PREFIX = "trial-component-artifacts"
