@@ -17,7 +17,8 @@ Two kinds of tracking URI:
   ======================= ============================================== ===================
 
   with the ARN in ``x-mlflow-sm-tracking-server-arn`` (an App: ``x-sm-mlflow-app-arn``),
-  ``X-Amz-Content-SHA256`` set to the body's SHA-256, the ``Connection`` header left out
+  ``X-Amz-Content-SHA256`` set to the body's SHA-256, ``Content-Length`` signed as
+  requests sets it (MLflow's client is built on requests), the ``Connection`` header left out
   of the signature, ``+`` in GET and DELETE URLs signed as ``%20``, and botocore's
   ``SigV4Auth`` for the region in the ARN. ``SAGEMAKER_MLFLOW_CUSTOM_ENDPOINT`` overrides
   the URL, as in the plugin. Credentials come from botocore's usual chain (``AWS_PROFILE``,
@@ -107,6 +108,8 @@ class SigV4Signer:
         from botocore.awsrequest import AWSRequest
 
         signed = {k: v for k, v in headers.items() if k.lower() != "connection"}
+        if body or method not in ("GET", "HEAD"):
+            signed["Content-Length"] = str(len(body))  # as requests sets it, and signs it
         signed["X-Amz-Content-SHA256"] = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
         if method in ("GET", "DELETE"):
             url = url.replace("+", "%20")  # as the plugin: spaces are signed as %20

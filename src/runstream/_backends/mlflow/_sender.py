@@ -94,6 +94,8 @@ class RunSync:
         self.blocked: str | None = None
         self.elsewhere = False
         self.files_pending = 0
+        #: other workers still log into the run: its latest steps wait for them
+        self.others_open = False
         self.snapshot: SyncStatus | None = None
         self._artifact_uri: str | None = None
 
@@ -111,6 +113,8 @@ class RunSync:
             self.elsewhere = True
             return False
         self.elsewhere = False
+        # Another process may have sent this run while this one waited for the lease.
+        self.target = journal.targets(store, [run_id])[0]
         try:
             caught_up = await self._round()
         except _Stop as stop:
@@ -134,6 +138,7 @@ class RunSync:
         open_workers = (
             set() if final else {w.worker for w in record.workers if w.status == "InProgress"}
         )
+        self.others_open = bool(open_workers)
         metrics_done = await self._sync_metrics(open_workers, final)
         files_done = await self._sync_files(record)
         await self._sync_run(self._record())
@@ -658,12 +663,13 @@ class MLflowSender:
         remaining = self._closed_at + self._close_timeout - time.monotonic()
         with anyio.move_on_after(max(0.0, remaining)):
             while not await own.round():
-                if own.blocked or own.elsewhere:
-                    break
+                if own.blocked or own.elsewhere or own.others_open:
+                    break  # others_open: the last worker to close sends the rest
                 await own.wait()
         own.refresh()
         left = own.snapshot
-        if left is not None and left.state != "synced" and not own.elsewhere:
+        handed_over = own.elsewhere or own.others_open
+        if left is not None and left.state != "synced" and not handed_over:
             _log.warning(
                 "runstream: run %r closed with %d points and %d files not yet in MLflow "
                 "(%s); they are kept in %s: run `runstream sync` to send them",
@@ -691,25 +697,33 @@ def preflight(store: LocalStore, run_id: int, *, owner: str | None = None) -> En
     except EndpointError as exc:
         raise BackendError(str(exc)) from exc
     journal.register(store, run_id, endpoint.uri)
-    if owner is not None:
-        journal.acquire_lease(store, run_id, owner, DEFAULT_CONFIG.lease_ttl)
+    # The lease serializes create-or-get between the processes of one store (two workers
+    # starting together must not create two MLflow runs of one name).
+    holder = owner or journal.new_owner()
+    leased = journal.acquire_lease(store, run_id, holder, DEFAULT_CONFIG.lease_ttl)
     target = journal.targets(store, [run_id])[0]
 
     async def check() -> Outcome | None:
         async with MLflowClient(endpoint) as client:
-            sync = RunSync(store, target, client, owner=owner or journal.new_owner())
+            sync = RunSync(store, target, client, owner=holder)
             try:
-                if target.mlflow_run_id is None:
-                    await sync.ensure_run()
-                else:
+                if target.mlflow_run_id is not None:
                     await client.get("runs/get", run_id=target.mlflow_run_id)
+                elif leased:
+                    await sync.ensure_run()
+                else:  # another process creates it: only check the credentials
+                    await client.post("experiments/search", {"max_results": 1})
             except _Stop as stop:
                 return stop.outcome
             except Exception as exc:
                 return classify(exc)
         return None
 
-    outcome = _in_thread(lambda: anyio.run(check))
+    try:
+        outcome = _in_thread(lambda: anyio.run(check))
+    finally:
+        if owner is None and leased:
+            journal.release_lease(store, run_id, holder)
     if outcome is None:
         return endpoint
     if outcome.failure is Failure.AUTH:

@@ -1,0 +1,64 @@
+"""Two worker processes log into one run: MLflow gets the merged series, every step once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ._support import history, mlflow_run, unique
+
+exp = unique()
+
+WORKER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from runstream import Run
+
+    store, experiment, rank, steps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    here = Path(store)
+    with Run(experiment, "ddp", backend="mlflow", store=store, worker=f"rank-{rank}") as run:
+        (here / f"ready-{rank}").touch()
+        while not (here / f"ready-{1 - rank}").exists():  # both are in the run before logging
+            time.sleep(0.01)
+        for step in range(steps):
+            run.log_metric("loss", float(rank), step=step)
+            if step % 50 == 0:
+                time.sleep(0.05 * (rank + 1))  # rank 1 lags behind
+        run.log_parameter("rank_seen", rank)
+    print(run.stats.sync)
+    """
+)
+
+
+@pytest.mark.slow
+def test_two_workers_send_the_merged_series(mlflow_uri: str, client: Any, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    steps = 400
+    env = {**os.environ, "RUNSTREAM_WORLD_SIZE": "2"}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(store), exp("workers"), str(rank), str(steps)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    for worker in workers:
+        out, err = worker.communicate(timeout=240)
+        assert worker.returncode == 0, err
+    found = mlflow_run(client, exp("workers"), "ddp")
+    points = history(client, found, "loss")
+    # The merged series: at every step the mean of the two workers' values, once.
+    assert [(s, v) for s, v, _ in points] == [(s, 0.5) for s in range(steps)]
+    assert found.info.status == "FINISHED"
+    assert sorted(found.data.tags["runstream.workers"].split(",")) == ["rank-0", "rank-1"]
