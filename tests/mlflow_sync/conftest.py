@@ -24,7 +24,7 @@ from runstream._backends.mlflow import _sender
 # provider to MLflow's client that logs an error for every non-ARN tracking URI.
 logging.getLogger("mlflow.tracking.request_header.registry").setLevel(logging.ERROR)
 
-from .rig import FaultProxy, MLflowServer
+from .rig import FaultProxy, MLflowServer  # noqa: E402
 
 
 @pytest.fixture(scope="session")

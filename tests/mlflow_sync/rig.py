@@ -20,7 +20,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -75,10 +75,8 @@ class MLflowServer:
         """SIGKILL the server and its workers (its whole process group)."""
         if self._process is None:
             return
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(self._process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self._process.wait(timeout=30)
         self._process = None
 
@@ -136,7 +134,11 @@ class FaultProxy:
                 with proxy.lock:
                     proxy.requests.append((self.command, self.path))
                     rule = next(
-                        (r for r in proxy.rules if r.hits < r.times and r.match(self.command, self.path)),
+                        (
+                            r
+                            for r in proxy.rules
+                            if r.hits < r.times and r.match(self.command, self.path)
+                        ),
                         None,
                     )
                     if rule is not None:
@@ -181,9 +183,7 @@ class FaultProxy:
         self._thread.start()
 
     def add(self, action: str, path: str = "", times: int = 1, method: str = "") -> _Rule:
-        rule = _Rule(
-            lambda m, p: path in p and (not method or m == method), action, times
-        )
+        rule = _Rule(lambda m, p: path in p and (not method or m == method), action, times)
         with self.lock:
             self.rules.append(rule)
         return rule

@@ -27,7 +27,8 @@ def test_lost_response_is_resent_without_doubling(
             run.log_metric("loss", 1.0 / (step + 1), step=step)
     assert dropped.hits == 2
     sync = run.stats.sync
-    assert sync is not None and sync.state == "synced", sync
+    assert sync is not None
+    assert sync.state == "synced", sync
     assert sync.points_retried > 0
     points = history(client, mlflow_run(client, exp("lost"), "response"), "loss")
     assert [(s, v) for s, v, _ in points] == [(s, 1.0 / (s + 1)) for s in range(300)]
@@ -41,9 +42,11 @@ def test_throttling_and_server_errors_are_retried(
     with Run(exp("retry"), "throttled", backend="mlflow", store=tmp_path) as run:
         for step in range(50):
             run.log_metric("acc", step / 50, step=step)
-    assert throttled.hits == 2 and failing.hits == 2
+    assert throttled.hits == 2
+    assert failing.hits == 2
     sync = run.stats.sync
-    assert sync is not None and sync.state == "synced", sync
+    assert sync is not None
+    assert sync.state == "synced", sync
     assert sync.throttled >= 2
     points = history(client, mlflow_run(client, exp("retry"), "throttled"), "acc")
     assert [s for s, _, _ in points] == list(range(50))
@@ -72,7 +75,8 @@ def test_credentials_refused_mid_run_block_and_never_raise(
                 break
             time.sleep(0.05)
     sync = run.stats.sync
-    assert sync is not None and sync.state == "blocked", sync
+    assert sync is not None
+    assert sync.state == "blocked", sync
     assert sync.points_pending == 20
     assert "refused the credentials" in (sync.last_error or "")
     assert run.series("loss").mean.tolist() == [float(s) for s in range(20)]  # kept locally
@@ -90,7 +94,8 @@ def test_unreachable_server_at_start_logs_locally_and_syncs_later(
     with Run(exp("offline"), "later", backend="mlflow", store=tmp_path, close_timeout=1) as run:
         run.log_metric("loss", 0.5, step=0)
     sync = run.stats.sync
-    assert sync is not None and sync.state == "pending"
+    assert sync is not None
+    assert sync.state == "pending"
     # The server comes back at another address: `runstream sync` after a re-registration.
     from runstream._backends.mlflow import _journal
 
@@ -131,7 +136,8 @@ def test_server_killed_and_restarted_mid_run_gets_everything_once(
             for step in range(400, 600):
                 run.log_metric("loss", 1.0 / (step + 1), step=step)
         sync = run.stats.sync
-        assert sync is not None and sync.state == "synced", sync
+        assert sync is not None
+        assert sync.state == "synced", sync
         client = mlflow.MlflowClient(tracking_uri=server.url)
         found = mlflow_run(client, exp("restart"), "mid-run")
         points = history(client, found, "loss")

@@ -32,7 +32,9 @@ def test_seed_workflow_lands_in_mlflow(mlflow_uri: str, client: Any, tmp_path: P
         with pytest.warns(RuntimeWarning, match="NaN"):
             run.log_metric("diverged", math.nan, step=0)
         run.log_metric("diverged", math.inf, step=1)
-        run.log_artifact("dataset", "s3://bucket/data/", media_type="text/uri-list", is_output=False)
+        run.log_artifact(
+            "dataset", "s3://bucket/data/", media_type="text/uri-list", is_output=False
+        )
         run.log_file(str(npy), name="weights.npy")
     sync = run.stats.sync
     assert sync is not None
@@ -42,7 +44,8 @@ def test_seed_workflow_lands_in_mlflow(mlflow_uri: str, client: Any, tmp_path: P
 
     found = mlflow_run(client, exp("seed"), "baseline")
     assert found.info.status == "FINISHED"
-    assert found.info.end_time is not None and found.info.end_time >= found.info.start_time
+    assert found.info.end_time is not None
+    assert found.info.end_time >= found.info.start_time
     assert found.data.params == {"learning_rate": "0.01", "batch_size": "64", "optimizer": "adam"}
     assert found.data.tags["runstream.trial_component_name"] == f"{exp('seed')}-baseline"
     assert found.data.tags["runstream.input.dataset"] == "s3://bucket/data/"
@@ -60,29 +63,41 @@ def test_seed_workflow_lands_in_mlflow(mlflow_uri: str, client: Any, tmp_path: P
     assert math.isnan(diverged[0][1])
     assert diverged[1][1] == np.finfo(np.float64).max  # MLflow clamps infinities
 
-    local = os.fspath(client.download_artifacts(found.info.run_id, "outputs/weights.npy", str(tmp_path)))
+    local = os.fspath(
+        client.download_artifacts(found.info.run_id, "outputs/weights.npy", str(tmp_path))
+    )
     assert Path(local).read_bytes() == npy.read_bytes()
     assert found.data.tags["runstream.output.weights.npy"].endswith("/outputs/weights.npy")
 
 
 def test_run_that_raises_is_failed(mlflow_uri: str, client: Any, tmp_path: Path) -> None:
-    with pytest.raises(ZeroDivisionError), Run(exp("outcomes"), "raises", backend="mlflow", store=tmp_path) as run:
-        run.log_metric("loss", 1.0, step=0)
-        _ = 1 / 0
+    def train() -> None:
+        with Run(exp("outcomes"), "raises", backend="mlflow", store=tmp_path) as run:
+            run.log_metric("loss", 1.0, step=0)
+            _ = 1 / 0
+
+    with pytest.raises(ZeroDivisionError):
+        train()
     found = mlflow_run(client, exp("outcomes"), "raises")
     assert found.info.status == "FAILED"
     assert [v for _, v, _ in history(client, found, "loss")] == [1.0]
 
 
 def test_interrupted_run_is_killed(mlflow_uri: str, client: Any, tmp_path: Path) -> None:
-    with pytest.raises(KeyboardInterrupt), Run(exp("outcomes"), "interrupted", backend="mlflow", store=tmp_path) as run:
-        run.log_metric("loss", 2.0, step=0)
-        raise KeyboardInterrupt
+    def train() -> None:
+        with Run(exp("outcomes"), "interrupted", backend="mlflow", store=tmp_path) as run:
+            run.log_metric("loss", 2.0, step=0)
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train()
     found = mlflow_run(client, exp("outcomes"), "interrupted")
     assert found.info.status == "KILLED"
 
 
-def test_changed_parameter_is_a_tag_and_never_fails(mlflow_uri: str, client: Any, tmp_path: Path) -> None:
+def test_changed_parameter_is_a_tag_and_never_fails(
+    mlflow_uri: str, client: Any, tmp_path: Path
+) -> None:
     with Run(exp("params"), "changed", backend="mlflow", store=tmp_path) as run:
         run.log_parameter("learning_rate", 0.1)
         run.log_metric("loss", 1.0, step=0)
@@ -91,7 +106,8 @@ def test_changed_parameter_is_a_tag_and_never_fails(mlflow_uri: str, client: Any
         run.log_parameter("learning_rate", 0.05)  # MLflow's parameters are write-once
         run.log_metric("loss", 0.5, step=1)
     sync = run.stats.sync
-    assert sync is not None and sync.state == "synced", sync
+    assert sync is not None
+    assert sync.state == "synced", sync
     assert sync.last_error is None
     found = mlflow_run(client, exp("params"), "changed")
     assert found.data.params["learning_rate"] == "0.1"
@@ -99,7 +115,9 @@ def test_changed_parameter_is_a_tag_and_never_fails(mlflow_uri: str, client: Any
     assert [v for _, v, _ in history(client, found, "loss")] == [1.0, 0.5]
 
 
-def test_metric_mlflow_refuses_is_reported_and_kept(mlflow_uri: str, client: Any, tmp_path: Path) -> None:
+def test_metric_mlflow_refuses_is_reported_and_kept(
+    mlflow_uri: str, client: Any, tmp_path: Path
+) -> None:
     with Run(exp("refused"), "names", backend="mlflow", store=tmp_path) as run:
         for step in range(5):
             run.log_metric("good", float(step), step=step)

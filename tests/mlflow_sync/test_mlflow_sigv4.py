@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -19,7 +19,9 @@ from runstream import Run
 from runstream._backends.mlflow import EndpointError, endpoint_from_uri
 
 from ._support import history, mlflow_run, unique
-from .rig import MLflowServer
+
+if TYPE_CHECKING:
+    from .rig import MLflowServer
 
 exp = unique()
 SERVER_ARN = "arn:aws:sagemaker:eu-west-1:123456789012:mlflow-tracking-server/team"
@@ -48,7 +50,6 @@ def fixed_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
 
 @pytest.mark.parametrize("arn", [SERVER_ARN, APP_ARN])
 def test_url_and_header_are_the_plugins(arn: str, fixed_aws: Any, monkeypatch: Any) -> None:
-    import mlflow
     from sagemaker_mlflow.mlflow_sagemaker_helpers import SageMakerMLflowHostMetadataProvider
     from sagemaker_mlflow.mlflow_sagemaker_request_header_provider import (
         MlflowSageMakerRequestHeaderProvider,
@@ -77,7 +78,6 @@ def test_signature_is_byte_identical_to_the_plugins(
     arn: str, method: str, path: str, body: bytes, fixed_aws: Any, monkeypatch: Any
 ) -> None:
     import botocore.auth
-    import mlflow
     import requests
     from sagemaker_mlflow.auth_provider import AuthProvider
 
@@ -177,7 +177,7 @@ class _Verifier:
         expected = signer.signature(
             signer.string_to_sign(request, signer.canonical_request(request)), request
         )
-        return fields["Signature"] == expected
+        return bool(fields["Signature"] == expected)
 
     def close(self) -> None:
         self.server.shutdown()
@@ -205,7 +205,8 @@ def test_a_run_on_an_arn_is_signed_end_to_end(
     assert verifier.refused == []
     assert verifier.checked >= 5
     sync = run.stats.sync
-    assert sync is not None and sync.state == "synced", sync
+    assert sync is not None
+    assert sync.state == "synced", sync
     found = mlflow_run(client, exp("signed"), "arn")
     assert [s for s, _, _ in history(client, found, "loss")] == list(range(30))
 

@@ -54,7 +54,7 @@ def test_two_workers_send_the_merged_series(mlflow_uri: str, client: Any, tmp_pa
         for rank in (0, 1)
     ]
     for worker in workers:
-        out, err = worker.communicate(timeout=240)
+        _out, err = worker.communicate(timeout=240)
         assert worker.returncode == 0, err
     found = mlflow_run(client, exp("workers"), "ddp")
     points = history(client, found, "loss")
