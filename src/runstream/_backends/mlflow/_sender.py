@@ -212,18 +212,16 @@ class RunSync:
     # -- metrics --------------------------------------------------------------------------
 
     async def _sync_metrics(self, open_workers: set[str], final: bool) -> bool:
+        """Send every metric's final steps. True when nothing is left but steps that wait
+        for a worker still logging (those are not late: the next round may send them)."""
         done = True
         for cursor in journal.metric_cursors(self.store, self.target.run_id):
             plan = plan_metric(
                 self.store, cursor, open_workers, final=final, max_chunks=self._config.max_chunks
             )
             assert plan.cursor is not None
-            if (
-                plan.held
-                or plan.cursor.chunk_mark < cursor.chunk_mark
-                or (plan.cursor == cursor and not plan.points)
-            ):
-                done = done and not plan.held
+            if not plan.points and plan.cursor == cursor:
+                continue  # nothing new: no write
             rejected: list[tuple[int, Any, int, str]] = []
             counters = {"calls": 0, "resent": 0, "throttled": 0}
             for start, end in batches(plan.points):
@@ -240,7 +238,7 @@ class RunSync:
                 resent=counters["resent"],
                 throttled=counters["throttled"],
             )
-            if plan.held or _more_chunks(self.store, plan.cursor):
+            if _more_chunks(self.store, plan.cursor):
                 done = False
         return done
 
