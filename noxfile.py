@@ -29,6 +29,8 @@ def lint(session: nox.Session) -> None:
     session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    # The layers and no cycles (pyproject's [tool.importlinter]), read from the source tree.
+    session.run("lint-imports", env={"PYTHONPATH": "src"})
 
 
 @nox.session

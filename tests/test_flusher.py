@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from _support import integrity
+from _support import integrity, wait_until
 from runstream import FlushTimeoutError, Run
 from runstream._flush import _files
 from runstream._store import DB_NAME
@@ -40,13 +39,6 @@ def locked(store: str) -> Iterator[None]:
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
-
-
-def wait_for(condition: object, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.01)
 
 
 @pytest.mark.usefixtures("fail_fast")
@@ -101,7 +93,7 @@ def test_a_full_disk_mid_write_is_retried_and_lands(store: str) -> None:
             db.execute(f"PRAGMA max_page_count = {pages}")
         for step in range(20_000):
             run.log_metric("fresh", float(step), step=step)
-        wait_for(lambda: run.stats.write_errors >= 2, "two failed writes")
+        wait_until(lambda: run.stats.write_errors >= 2, "two failed writes")
         assert "database or disk is full" in (run.stats.last_error or "")
         assert run.stats.points_pending == 20_000
         with run._store._lock:  # not in the middle of the flusher's own transaction
@@ -125,7 +117,7 @@ def test_closing_gives_up_after_the_timeout_spills_and_the_next_run_writes_it(
         stack.enter_context(locked(store))
         for step in range(100):
             run.log_metric("loss", float(step), step=step)
-        wait_for(lambda: run.stats.write_errors >= 1, "a failed write")
+        wait_until(lambda: run.stats.write_errors >= 1, "a failed write")
     assert "written by the next run that opens this store" in str(caught[0].message)
     assert "database is locked" in caplog.text  # the cause was reported as it happened
     stats = run.stats
@@ -149,7 +141,7 @@ def test_the_high_water_mark_writes_before_the_interval(store: str) -> None:
     with Run("exp", "run", store=store, flush_interval=3600, capacity=100) as run:
         for step in range(1000):
             run.log_metric("loss", 1.0, step=step)
-        wait_for(lambda: run.stats.flushes >= 1, "a write triggered by the high water mark")
+        wait_until(lambda: run.stats.flushes >= 1, "a write triggered by the high water mark")
         assert run.stats.points_written >= 50  # capacity // 2
     assert run.stats.points_written == 1000
 

@@ -117,9 +117,8 @@ def test_a_run_exports_its_identity_while_entered_and_restores_after(
         }
     assert exported() == {}
     monkeypatch.setenv("RUNSTREAM_STORE", store)  # the user's own choice of store survives
-    with pytest.warns(RunContinuedWarning):
-        again = Run("exp", "run")
-    with again:
+    again = Run("exp", "run")
+    with pytest.warns(RunContinuedWarning), again:
         pass
     assert exported() == {"RUNSTREAM_STORE": store}
 

@@ -598,14 +598,17 @@ def test_a_run_with_existing_names_continues(store: str) -> None:
         first.log_metric("loss", 2.0, step=1)
         first.log_artifact("data", "s3://b/one")
     started = first.record().start_time
+    second = Run("exp", "run", store=store)
     with pytest.warns(runstream.RunContinuedWarning):
-        second = Run("exp", "run", store=store)
-    with second:
+        second.__enter__()
+    try:
         second.log_parameter("lr", 0.05)
         second.log_metric("loss", 1.0, step=2)
         second.flush()
         second.log_metric("loss", 1.5, step=1)  # merges with step 1; logged last
         second.log_artifact("more", "s3://b/two")
+    finally:
+        second.__exit__(None, None, None)
     record = second.record()
     assert record.parameters == {"lr": 0.05, "epochs": 3}
     assert record.metrics["loss"].count == 4
@@ -721,15 +724,19 @@ def test_no_thread_outlives_the_run(store: str, tmp_path: Path) -> None:
 def test_continuing_an_ended_run_warns_once_naming_it(store: str) -> None:
     with Run("quick", "baseline", store=store) as run:
         run.log_metric("loss", 1.0, step=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = Run("quick", "baseline", store=store)  # constructing it to read says nothing
+        assert again.record().status == "Completed"
     with pytest.warns(runstream.RunContinuedWarning) as caught:
-        again = Run("quick", "baseline", store=store)
-    assert len(caught) == 1
+        again.__enter__()
+    again.log_metric("loss", 3.0, step=0)
+    again.__exit__(None, None, None)
+    assert len(caught) == 1  # once, when entered
     message = str(caught[0].message)
     assert "run 'baseline' of experiment 'quick' already ended (Completed" in message
     assert "Run('quick', 'baseline-2')" in message
     assert "load_run('baseline', 'quick')" in message
-    with again:  # entering says nothing more
-        again.log_metric("loss", 3.0, step=0)
     # On purpose: load_run continues without a word, and so does a run still in progress.
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 import runstream
+from _support import wait_until
 
 
 def test_a_locked_store_spills_at_close_and_the_next_run_writes_it(tmp_path: Path) -> None:
@@ -55,9 +55,7 @@ def test_a_long_outage_spills_to_disk_and_recovers_mid_run(tmp_path: Path) -> No
         blocker.execute("BEGIN EXCLUSIVE")
         for step in range(5000):
             run.log_metric("loss", float(step), step=step)
-        deadline = time.monotonic() + 60
-        while run.stats.points_spilled < 5000 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: run.stats.points_spilled >= 5000, "5,000 points spilled", 60)
         during = run.stats
         assert during.points_spilled == 5000  # all of it on disk, none held in memory
         assert during.points_written == 0

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import nullcontext
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
+from _support import wait_until
 from runstream import FlushTimeoutError, Run
 from runstream._core._tensors import capture
 
@@ -26,15 +26,6 @@ torch = pytest.importorskip("torch")
 Tensor: Any = torch.Tensor
 
 STEPS = 40
-
-
-def wait_until(condition: Any, what: str, limit: float = 10.0) -> None:
-    """Poll a condition the flusher makes true; fail (not hang) if it never does."""
-    deadline = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.005)
 
 
 # -- CPU tensors: converted at the call ---------------------------------------------------

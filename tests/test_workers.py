@@ -214,7 +214,8 @@ TORCH_RANK = textwrap.dedent(
     if run is not None:
         run.__enter__()
     dist.barrier()
-    with (runstream.load_run() if rank else run) as logged:
+    # Rank 0's own run in context; the others find it through the job's c10d store.
+    with runstream.load_run() as logged:
         for step in range(50):
             loss = torch.tensor([float(rank + step)])
             dist.all_reduce(loss)

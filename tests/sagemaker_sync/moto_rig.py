@@ -6,6 +6,10 @@ moto's own WSGI app: handlers may answer a request themselves (throttling, 5xx, 
 request), or forward it with some metric data removed and report those items as failed
 (per-item errors, as the service answers them). It also records which metric data
 reached moto, so tests can prove nothing was sent twice.
+
+Where moto answers otherwise than SageMaker, the layer answers as SageMaker does: a
+Describe of a missing experiment, trial or trial component is SageMaker's
+``ResourceNotFound`` (400), where moto raises a 500 or a ValidationException.
 """
 
 from __future__ import annotations
@@ -40,6 +44,14 @@ UNAVAILABLE = (
     [("Content-Type", JSON)],
     json.dumps({"__type": "ServiceUnavailable", "message": "try again"}).encode(),
 )
+
+
+_DESCRIBES = {"DescribeExperiment", "DescribeTrial", "DescribeTrialComponent"}
+
+
+def _resource_not_found(message: str) -> Answer:
+    body = json.dumps({"__type": "ResourceNotFound", "message": message}).encode()
+    return "400 Bad Request", [("Content-Type", JSON)], body
 
 
 @dataclass
@@ -89,7 +101,29 @@ class FaultInjector:
                 return [payload]
         if bpm:
             self._record(json.loads(body)["MetricData"])
+        if sagemaker_action(environ) in _DESCRIBES:
+            return self._as_sagemaker_answers(environ, start_response)
         return self.app(environ, start_response)
+
+    def _as_sagemaker_answers(self, environ: Environ, start_response: StartResponse) -> Any:
+        """A Describe answered as SageMaker answers it when the entity is missing."""
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], *exc: Any) -> None:
+            captured.update(status=status, headers=headers)
+
+        payload = b"".join(self.app(environ, capture))
+        status = str(captured["status"])
+        missing = status.startswith("500") or (
+            status.startswith("400") and b"Could not find" in payload
+        )
+        if missing:
+            entity = sagemaker_action(environ).removeprefix("Describe")
+            status, headers, payload = _resource_not_found(f"{entity} does not exist.")
+            start_response(status, headers)
+            return [payload]
+        start_response(status, captured["headers"])
+        return [payload]
 
     def _record(self, data: list[dict[str, Any]]) -> None:
         with self.lock:

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import runstream
+from _support import wait_until
 
 from .moto_rig import THROTTLE, Forward, is_batch_put_metrics
 
@@ -57,11 +57,11 @@ def test_sustained_throttling_loses_nothing_and_never_blocks_the_loop(
             run.log_metrics({"loss": 1.0 / (step + 1), "acc": step / 100}, step=step)
         run.flush()
         # The fifth throttled answer has reached moto's side; let the sender count it.
-        deadline = time.monotonic() + WAIT
-        while (run.stats.sync is None or run.stats.sync.throttled < 5) and (
-            time.monotonic() < deadline
-        ):
-            time.sleep(0.01)
+        wait_until(
+            lambda: run.stats.sync is not None and run.stats.sync.throttled >= 5,
+            "the sender to count five throttled calls",
+            WAIT,
+        )
         during = run.stats
         throttling.clear()
     assert during.points_written == 400

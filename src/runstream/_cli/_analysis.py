@@ -29,7 +29,13 @@ if TYPE_CHECKING:
     from .._core._records import RunRecord
     from .._store import LocalStore
 
-__all__ = ("COMMANDS", "EXPORT_FORMATS")
+__all__ = (
+    "COMMANDS",
+    "EXPORT_FORMATS",
+    "compare_table",
+    "series_rows",
+    "stat_name",
+)
 
 EXPORT_FORMATS = ("csv", "jsonl", "parquet")
 _json = msgspec.json.Encoder()

@@ -28,7 +28,13 @@ from .._run._run import Run
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-__all__ = ("DemoResult", "run_demo")
+__all__ = (
+    "Data",
+    "DemoResult",
+    "Model",
+    "moons",
+    "run_demo",
+)
 
 SWEEP = (0.02, 0.05, 0.1, 0.2)
 DIVERGING = 3.0

@@ -36,11 +36,13 @@ __all__ = (
     "combine",
     "concatenate",
     "decode",
+    "empty",
     "encode",
     "from_points",
     "key_time",
     "summarize",
     "time_keys",
+    "upgrade_v2_keys",
 )
 
 FIELDS = ("step", "count", "sum", "min", "max", "m2", "first", "last", "last_ts")

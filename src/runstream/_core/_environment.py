@@ -34,6 +34,8 @@ __all__ = (
     "ENV_RUN",
     "ENV_STORE",
     "ENV_WORKER",
+    "HOST",
+    "RANK_VARIABLES",
     "default_worker",
     "exported_identity",
     "run_from_environment",
@@ -47,7 +49,10 @@ ENV_RUN = "RUNSTREAM_RUN_NAME"
 ENV_STORE = "RUNSTREAM_STORE"
 ENV_WORKER = "RUNSTREAM_WORKER"
 
-_RANK_VARIABLES = ("RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID")
+#: Launchers' rank variables: torchrun, Open MPI, MPICH/Intel MPI, Slurm.
+RANK_VARIABLES = ("RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID")
+#: This machine's name, as workers, store rows and sync leases record it.
+HOST = socket.gethostname()
 
 
 def worker_identity(explicit: str | None = None, environ: Mapping[str, str] = os.environ) -> str:
@@ -57,7 +62,7 @@ def worker_identity(explicit: str | None = None, environ: Mapping[str, str] = os
         return explicit
     if environ.get(ENV_WORKER):
         return environ[ENV_WORKER]
-    for variable in _RANK_VARIABLES:
+    for variable in RANK_VARIABLES:
         rank = environ.get(variable)
         if rank is not None and rank.isdigit():
             host = environ.get("SM_CURRENT_HOST")
@@ -69,7 +74,7 @@ def worker_identity(explicit: str | None = None, environ: Mapping[str, str] = os
 
 def default_worker() -> str:
     """The worker name of a process nothing names: ``<host>-<pid>``."""
-    return f"{socket.gethostname()}-{os.getpid()}"
+    return f"{HOST}-{os.getpid()}"
 
 
 # The workers that log into this host's store: local sizes first (a multi-node job has a

@@ -70,8 +70,11 @@ def validate_names(experiment_name: str, run_name: str | None) -> tuple[str, str
     return experiment, run
 
 
-def trial_component_name(experiment_name: str, run_name: str) -> str:
-    """The run's trial-component name, ``<experiment>-<run>``, lowercased."""
+def trial_component_name(experiment_name: str | None, run_name: str) -> str:
+    """The run's trial-component name: ``<experiment>-<run>``, lowercased; an unassigned
+    run's is its own name. The one place this name is built."""
+    if experiment_name is None:
+        return run_name.lower()
     return f"{experiment_name}-{run_name}".lower()
 
 

@@ -38,7 +38,13 @@ import numpy as np
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-__all__ = ("Captured", "DeviceEntry", "DeviceValues", "capture")
+__all__ = (
+    "Captured",
+    "DeviceEntry",
+    "DeviceValues",
+    "capture",
+    "pinned_empty",
+)
 
 _log = logging.getLogger("runstream")
 

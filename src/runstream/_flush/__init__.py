@@ -3,3 +3,5 @@
 The flusher (drain, aggregate, write, copy files), the spill files that hold what the
 store could not take, content-addressed file copies, back-off, and the run's counters.
 """
+
+__all__ = ()

@@ -24,7 +24,14 @@ from .._store import LocalStore
 if TYPE_CHECKING:
     from .._core._records import RunRecord, Series
 
-__all__ = ("STATISTICS", "ExperimentAnalytics", "best_run", "run_table", "select_best")
+__all__ = (
+    "STATISTICS",
+    "ExperimentAnalytics",
+    "best_run",
+    "read_runs",
+    "run_table",
+    "select_best",
+)
 
 StorePath = str | os.PathLike[str] | None
 

@@ -20,21 +20,30 @@ from .._core import _graphs
 from .._store import put_graph
 
 if TYPE_CHECKING:
-    from ._run import Run
+    from .._store import LocalStore
 
-__all__ = ("log_graph",)
+__all__ = (
+    "confusion_matrix",
+    "log_graph",
+    "precision_recall",
+    "roc_curve",
+)
 
 _MAX_TITLE_LEN = 120
 
 
 def log_graph(
-    run: Run,
+    store: LocalStore,
+    run_id: int,
+    *,
+    worker: str,
+    backend: str,
     graph_type: str,
     title: str | None,
     is_output: bool,
     build: Callable[[str], dict[str, Any]],
 ) -> None:
-    run._check_context()
+    """Store a graph document with the run (the SageMaker backend uploads it)."""
     if title is None:
         # The official SDK means to name it so, but drops the name and fails (TypeError).
         title = f"{graph_type}-{int(time.time())}-{secrets.token_hex(2)}"
@@ -42,19 +51,19 @@ def log_graph(
         raise ValueError(
             f"graph title {title!r} must be a string of 1 to {_MAX_TITLE_LEN} characters"
         )
-    if run._backend == "sagemaker":
+    if backend == "sagemaker":
         from .._backends.sagemaker import check_sagemaker_name
 
         check_sagemaker_name("graph title (its lineage ArtifactName)", title)
     document = build(title)
     put_graph(
-        run._store_or_open(),
-        run._key.run_id,
+        store,
+        run_id,
         title=title,
         graph_type=graph_type,
         direction="output" if is_output else "input",
         document=document,
-        worker=run.worker,
+        worker=worker,
     )
 
 

@@ -3,7 +3,7 @@
 The current run lives in a :class:`contextvars.ContextVar`, so each thread or asyncio task
 can hold its own (the official SDK has one per process). Logging methods never wait and
 never do I/O (``log_file`` checks that the file exists, as the official SDK does, and copies
-it in the background): they validate and append to :class:`~runstream._ingest.Ingest`.
+it in the background): they validate and append to :class:`~runstream._core._ingest.Ingest`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import logging
 import os
 import time
 import warnings
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, SupportsFloat
@@ -38,7 +38,13 @@ from ._sdk_context import install as _offer_to_official_jobs
 if TYPE_CHECKING:
     from .._core._batch import RunKey
 
-__all__ = ("Flush", "Run", "current_run")
+__all__ = (
+    "Flush",
+    "Run",
+    "current_run",
+    "is_entered",
+    "loading",
+)
 
 _log = logging.getLogger("runstream")
 _current: ContextVar[Run | None] = ContextVar("runstream_current_run", default=None)
@@ -119,52 +125,47 @@ class Run:
         tick: float = 0.2,
         backend: str | None = None,
     ) -> None:
-        if experiment_name is None:
-            if run_name is None:
-                raise ValueError("an unassigned run (experiment_name=None) needs a run_name")
-            _, run = _names.validate_names("unassigned", run_name)
-            experiment = None
-        else:
-            experiment, run = _names.validate_names(experiment_name, run_name)
-            _validate.check_text(experiment, "experiment_name")
-        _validate.check_text(run, "run_name")
-        flush_interval = _validate.check_seconds("flush_interval", flush_interval)
-        close_timeout = _validate.check_seconds("close_timeout", close_timeout)
-        tick = _validate.check_seconds("tick", tick)
-        capacity = _validate.check_capacity(capacity)
-        tags = _validate.check_tags(tags)
-        worker = _validate.check_worker(worker)
-        _validate.check_store(store)
-        experiment_display_name = _validate.check_optional_text(
-            experiment_display_name, "experiment_display_name"
+        args = _validate.check_run_arguments(
+            experiment_name,
+            run_name,
+            experiment_display_name=experiment_display_name,
+            run_display_name=run_display_name,
+            tags=tags,
+            store=store,
+            worker=worker,
+            flush_interval=flush_interval,
+            capacity=capacity,
+            close_timeout=close_timeout,
+            tick=tick,
+            backend=backend,
         )
-        run_display_name = _validate.check_optional_text(run_display_name, "run_display_name")
-        _validate.check_optional_text(backend, "backend")
+        experiment, run = args.experiment_name, args.run_name
         self.experiment_name = experiment
         self.run_name = run
         self.run_group_name = _names.run_group_name(experiment) if experiment else None
-        tc_name = _names.trial_component_name(experiment, run) if experiment else run
+        tc_name = _names.trial_component_name(experiment, run)
         self._trial_component = _TrialComponent(tc_name)
         self._backend = resolve_backend(backend, experiment, tc_name)
         self.sagemaker_session = sagemaker_session
         self.artifact_bucket = artifact_bucket
         self.artifact_prefix = artifact_prefix
-        self.worker = worker_identity(worker)
+        self.worker = worker_identity(args.worker)
         self._store_path = resolve_store_path(store)
-        self._flush_interval = flush_interval
-        self._close_timeout = close_timeout
-        self._tick = tick
-        self._capacity = capacity
+        self._flush_interval = args.flush_interval
+        self._close_timeout = args.close_timeout
+        self._tick = args.tick
+        self._capacity = args.capacity
         self._store: LocalStore | None = LocalStore(self._store_path)
         self._key = self._store.ensure_run(
             experiment,
             run,
-            display_name=run_display_name,
-            tags=tags,
-            experiment_display_name=experiment_display_name,
+            display_name=args.run_display_name,
+            tags=args.tags,
+            experiment_display_name=args.experiment_display_name,
         )
-        if not _loading.get():
-            _warn_if_continued(self._store, self._key, self.worker, named=worker is not None)
+        # Said when it is entered: constructing a run to read it continues nothing.
+        self._continues_on_purpose = _loading.get()
+        self._worker_named = args.worker is not None
         # As the official constructor: the backend's entities exist before the block.
         create_entities(
             self._backend,
@@ -184,9 +185,7 @@ class Run:
         self.run_name = key.run_name
         exp = key.experiment_name
         self.run_group_name = _names.run_group_name(exp) if exp else None
-        self._trial_component = _TrialComponent(
-            _names.trial_component_name(exp, key.run_name) if exp else key.run_name
-        )
+        self._trial_component = _TrialComponent(_names.trial_component_name(exp, key.run_name))
         self.sagemaker_session = None
         self.artifact_bucket = self.artifact_prefix = None
         self.worker = worker_identity()
@@ -196,6 +195,8 @@ class Run:
         self._store = store
         self._key = key
         self._backend = "local"
+        self._continues_on_purpose = True  # picked from list_runs(): read, or continued
+        self._worker_named = False
         self._init_logging_state()
         return self
 
@@ -254,7 +255,7 @@ class Run:
             copied off asynchronously, without syncing the device (see ``_tensors``)
         :param timestamp: a ``datetime`` or epoch seconds within the service's window
             (two weeks back, two hours ahead); default: now, to within ``tick``
-        :param step: a non-negative ``int``; points without a step are bucketed per second
+        :param step: a non-negative ``int``; without one, each call is a point in time of its own
         :raises RuntimeError: outside a ``with`` block
         """
         try:
@@ -437,7 +438,7 @@ class Run:
         """
         self._check_context()
         build = _graphs.precision_recall(y_true, predicted_probabilities, positive_label, no_skill)
-        _graphs.log_graph(self, "PrecisionRecallCurve", title, is_output, build)
+        self._log_graph("PrecisionRecallCurve", title, is_output, build)
 
     def log_roc_curve(
         self, y_true: Any, y_score: Any, title: str | None = None, is_output: bool = True
@@ -445,7 +446,7 @@ class Run:
         """Log a ROC curve (labels {0, 1} or {-1, 1}) and its area under the curve."""
         self._check_context()
         build = _graphs.roc_curve(y_true, y_score)
-        _graphs.log_graph(self, "ROCCurve", title, is_output, build)
+        self._log_graph("ROCCurve", title, is_output, build)
 
     def log_confusion_matrix(
         self, y_true: Any, y_pred: Any, title: str | None = None, is_output: bool = True
@@ -453,7 +454,7 @@ class Run:
         """Log a confusion matrix over the sorted labels found in ``y_true`` and ``y_pred``."""
         self._check_context()
         build = _graphs.confusion_matrix(y_true, y_pred)
-        _graphs.log_graph(self, "ConfusionMatrix", title, is_output, build)
+        self._log_graph("ConfusionMatrix", title, is_output, build)
 
     def _claim_artifact(self, name: str, is_output: bool) -> str:
         _validate.check_artifact_name(name)
@@ -475,14 +476,14 @@ class Run:
     def __enter__(self) -> Run:
         if self._enter_context():
             self._entered_async = False
-            self._open()
+            self._say_if_continued(self._open())
             self._activate_or_close()
         return self
 
     async def __aenter__(self) -> Run:
         if self._enter_context():
             self._entered_async = True
-            await anyio.to_thread.run_sync(self._open)
+            self._say_if_continued(await anyio.to_thread.run_sync(self._open))
             try:
                 self._activate()
             except BaseException as exc:
@@ -544,13 +545,19 @@ class Run:
         self._inside_init = False
         return True
 
-    def _open(self) -> None:
+    def _open(self) -> str | None:
         """Everything a run needs before its first point (blocking): the store, the
         backends' credentials check, this worker's status, the flusher's thread. On failure
-        it undoes what it did: nothing is left half-open."""
+        it undoes what it did: nothing is left half-open. Returns what to say if this
+        continues a run that had ended."""
         try:
             with contextlib.ExitStack() as undo:
                 store = self._store_or_open()
+                continued = None
+                if not self._continues_on_purpose:
+                    continued = _continued_message(
+                        store, self._key, self.worker, named=self._worker_named
+                    )
                 senders = self._open_senders(store)
                 for sender in senders:
                     undo.callback(sender.close)
@@ -564,6 +571,11 @@ class Run:
             self._inside_init = self._inside_load = False
             raise
         self._background = background
+        return continued
+
+    def _say_if_continued(self, message: str | None) -> None:
+        if message is not None:  # warned from the caller's thread, at the caller's line
+            warnings.warn(message, RunContinuedWarning, stacklevel=3)
 
     def _activate_or_close(self) -> None:
         try:
@@ -748,6 +760,24 @@ class Run:
         """A metric's series by step, merged over workers unless ``worker`` names one."""
         return self._store_or_open().series(self._key.run_id, metric_name, worker)
 
+    def _log_graph(
+        self,
+        graph_type: str,
+        title: str | None,
+        is_output: bool,
+        build: Callable[[str], dict[str, Any]],
+    ) -> None:
+        _graphs.log_graph(
+            self._store_or_open(),
+            self._key.run_id,
+            worker=self.worker,
+            backend=self._backend,
+            graph_type=graph_type,
+            title=title,
+            is_output=is_output,
+            build=build,
+        )
+
     def graphs(self) -> list[Graph]:
         """The run's graphs (``log_precision_recall`` and the like), as stored."""
         return run_graphs(self._store_or_open(), self._key.run_id)
@@ -774,8 +804,13 @@ def current_run() -> Run | None:
     return _current.get()
 
 
-def _warn_if_continued(store: LocalStore, key: RunKey, worker: str, *, named: bool) -> None:
-    """``Run(...)`` of a run that already ended says so, once, and how to start anew.
+def is_entered(run: Run) -> bool:
+    """Whether ``run`` is inside a ``with`` block now (integrations then leave it to it)."""
+    return run._inside_init or run._inside_load
+
+
+def _continued_message(store: LocalStore, key: RunKey, worker: str, *, named: bool) -> str | None:
+    """Entering a run that already ended says so, once, and how to start anew.
 
     A script started again (a new process, so a new ``<host>-<pid>`` worker) or a worker
     that ended there before continues the run; a new worker with a name of its own (a rank,
@@ -783,23 +818,21 @@ def _warn_if_continued(store: LocalStore, key: RunKey, worker: str, *, named: bo
     """
     ended = store.ended(key.run_id)
     if ended is None:
-        return
+        return None
     status, end, workers = ended
     named = named or worker != default_worker()
     if named and worker not in workers:
-        return
+        return None
     when = "" if end is None else time.strftime(" on %Y-%m-%d at %H:%M:%S", time.localtime(end))
     where = f"of experiment {key.experiment_name!r}" if key.experiment_name else "(unassigned)"
     fresh = store.free_run_name(key.experiment_name, key.run_name)
     experiment = repr(key.experiment_name) if key.experiment_name else "None"
-    warnings.warn(
+    return (
         f"run {key.run_name!r} {where} already ended ({status}{when}); this Run continues "
         "it, and what it logs merges with the earlier points (a step logged again is "
         f"averaged with the old value). To start a new run, give it a new name, such as "
         f"Run({experiment}, {fresh!r}), or run_name=None for a generated one; to continue "
-        f"it on purpose, use load_run({key.run_name!r}, {experiment}), which does not warn.",
-        RunContinuedWarning,
-        stacklevel=3,
+        f"it on purpose, use load_run({key.run_name!r}, {experiment}), which does not warn."
     )
 
 

@@ -23,9 +23,10 @@ import os
 import re
 import warnings
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._backends import S3_UPLOAD_ARGS
+from .._core import _names
 
 if TYPE_CHECKING:
     from .._core._records import ParameterValue
@@ -36,15 +37,19 @@ __all__ = (
     "MAX_PARAMETERS",
     "MAX_PARAMETER_NAME_LEN",
     "MAX_STRING_PARAMETER_LEN",
+    "RunArguments",
     "check_artifact_name",
     "check_artifact_value",
     "check_capacity",
     "check_extra_args",
     "check_media_type",
     "check_metric_name",
+    "check_optional_text",
     "check_parameter_name",
     "check_parameters",
+    "check_run_arguments",
     "check_seconds",
+    "check_store",
     "check_tags",
     "check_text",
     "check_worker",
@@ -296,3 +301,62 @@ def check_extra_args(extra_args: object) -> dict[str, Any]:
             f"extra_args {unknown} are not S3 upload arguments; allowed: {sorted(S3_UPLOAD_ARGS)}"
         )
     return dict(extra_args)
+
+
+class RunArguments(NamedTuple):
+    """``Run(...)``'s arguments once checked: names validated and lowercased, the rest as
+    given (numbers as floats)."""
+
+    experiment_name: str | None
+    run_name: str
+    experiment_display_name: str | None
+    run_display_name: str | None
+    tags: Any
+    worker: str | None
+    flush_interval: float
+    capacity: int
+    close_timeout: float
+    tick: float
+
+
+def check_run_arguments(
+    experiment_name: str | None,
+    run_name: str | None,
+    *,
+    experiment_display_name: str | None,
+    run_display_name: str | None,
+    tags: object,
+    store: object,
+    worker: object,
+    flush_interval: object,
+    capacity: object,
+    close_timeout: object,
+    tick: object,
+    backend: object,
+) -> RunArguments:
+    """Check everything ``Run(...)`` is given, before anything is created."""
+    if experiment_name is None:
+        if run_name is None:
+            raise ValueError("an unassigned run (experiment_name=None) needs a run_name")
+        _, run = _names.validate_names("unassigned", run_name)
+        experiment = None
+    else:
+        experiment, run = _names.validate_names(experiment_name, run_name)
+        check_text(experiment, "experiment_name")
+    check_text(run, "run_name")
+    check_store(store)
+    check_optional_text(backend, "backend")
+    return RunArguments(
+        experiment_name=experiment,
+        run_name=run,
+        experiment_display_name=check_optional_text(
+            experiment_display_name, "experiment_display_name"
+        ),
+        run_display_name=check_optional_text(run_display_name, "run_display_name"),
+        tags=check_tags(tags),
+        worker=check_worker(worker),
+        flush_interval=check_seconds("flush_interval", flush_interval),
+        capacity=check_capacity(capacity),
+        close_timeout=check_seconds("close_timeout", close_timeout),
+        tick=check_seconds("tick", tick),
+    )

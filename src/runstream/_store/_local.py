@@ -6,7 +6,7 @@ Layout of a store directory::
     <store>/artifacts/sha256/ab/abcdef...   files logged with log_file, by content hash
 
 Metrics are written as *chunks*: one row per metric per flush holding that flush's step
-statistics as a compact numpy blob (see :mod:`runstream._aggregate`), plus one running
+statistics as a compact numpy blob (see :mod:`runstream._core._aggregate`), plus one running
 summary per (metric, worker). A flush therefore costs a handful of rows whatever the number
 of points, and a reader merges chunks exactly. Every write is one ``BEGIN IMMEDIATE``
 transaction, so several processes can write the same run: SQLite serializes them, the
@@ -36,8 +36,9 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from .._core import _aggregate
+from .._core import _aggregate, _names
 from .._core._batch import Batch, RunKey
+from .._core._environment import HOST
 from .._core._exceptions import RunNotFoundError, SchemaError, StoreError
 from .._core._names import did_you_mean
 from .._core._records import (
@@ -400,7 +401,7 @@ class LocalStore:
         the status and writes it with the next batch instead of raising: a run starts on a
         full disk, and its data waits in memory or in spills."""
         now = time.time()
-        row = (run_id, worker, status, message, started, ended, now, _HOST, os.getpid(), world_size)
+        row = (run_id, worker, status, message, started, ended, now, HOST, os.getpid(), world_size)
         try:
             with self.transaction("set status") as db:
                 db.execute(_UPSERT_WORKER, row)
@@ -840,9 +841,6 @@ class LocalStore:
         return Stragglers.from_series(name, self.worker_series(run_id, name))
 
 
-_HOST = os.uname().nodename if hasattr(os, "uname") else "localhost"
-
-
 def _crc(blob: bytes) -> int:
     """The checksum stored beside each metric blob (CRC-32: every flipped bit shows)."""
     return zlib.crc32(blob)
@@ -1054,9 +1052,7 @@ def _build_record(
     return RunRecord(
         experiment_name=key.experiment_name,
         run_name=key.run_name,
-        trial_component_name=(
-            f"{key.experiment_name}-{key.run_name}" if key.experiment_name else key.run_name
-        ),
+        trial_component_name=(_names.trial_component_name(key.experiment_name, key.run_name)),
         status=status,
         message=message,
         created=created,

@@ -1,1 +1,3 @@
 """The local web dashboard (``runstream ui``) and the HTML report share these files."""
+
+__all__ = ()

@@ -2,7 +2,7 @@
 
 Every endpoint is a ``GET`` with query parameters (names of runs and metrics may hold any
 character, so they never go in the path). Records have the field names of
-:mod:`runstream._records`, exactly as ``runstream ... --json`` prints them; NaN and
+:mod:`runstream._core._records`, exactly as ``runstream ... --json`` prints them; NaN and
 infinities are the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (``null`` is no
 value). Version 1; fields are only ever added.
 

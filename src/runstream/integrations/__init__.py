@@ -11,3 +11,5 @@ epoch with their step. With several workers (torchrun, Lightning DDP, SageMaker 
 process logs into the same run under its own worker name, so ``Run.series(name, worker=...)``
 tells them apart and ``Run.series(name)`` merges them.
 """
+
+__all__ = ()

@@ -10,9 +10,9 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from .._core._environment import ENV_WORKER, worker_identity
+from .._core._environment import ENV_WORKER, RANK_VARIABLES, worker_identity
 from .._run._load import load_run
-from .._run._run import Run
+from .._run._run import Run, is_entered
 
 __all__ = (
     "RunHolder",
@@ -24,7 +24,6 @@ __all__ = (
 )
 
 _log = logging.getLogger("runstream")
-_RANK_VARIABLES = ("RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID")
 _MAX_STRING = 2500  # the service's limit on a string parameter
 
 
@@ -36,14 +35,14 @@ def worker_for_rank(rank: int, world_size: int) -> str | None:
     """
     if world_size <= 1 or os.environ.get(ENV_WORKER):
         return None
-    if any(os.environ.get(variable) for variable in _RANK_VARIABLES):
+    if any(os.environ.get(variable) for variable in RANK_VARIABLES):
         return None
     return worker_identity(environ={**os.environ, "RANK": str(rank)})
 
 
 def env_rank() -> int:
     """This process's global rank from the launcher's variables (0 without a launcher)."""
-    for variable in _RANK_VARIABLES:
+    for variable in RANK_VARIABLES:
         value = os.environ.get(variable, "")
         if value.isdigit():
             return int(value)
@@ -55,8 +54,9 @@ class RunHolder:
 
     The run is the one given, else one made from ``experiment_name``/``run_name``, else
     :func:`~runstream.load_run` (the run in context, or one a parent process exported). It is
-    entered when training starts; a run the caller already entered just nests, so leaving it
-    only flushes and the caller's ``with`` block still decides when it closes.
+    entered when training starts; a run the caller already entered is left to the caller's
+    ``with`` block (entering it again is refused, as the official SDK refuses it): the
+    training only flushes it at the end.
     """
 
     def __init__(
@@ -74,6 +74,7 @@ class RunHolder:
         self._names = (experiment_name, run_name)
         self._options = dict(run_options)
         self._entered = False
+        self._callers = False  # the run was entered by the caller, who will close it
 
     @property
     def is_open(self) -> bool:
@@ -91,16 +92,22 @@ class RunHolder:
             else:
                 self._run = load_run(**options)
         if not self._entered:
-            self._run.__enter__()
+            self._callers = is_entered(self._run)
+            if not self._callers:
+                self._run.__enter__()
             self._entered = True
         return self._run
 
     def close(self, error: BaseException | None = None) -> None:
-        """Leave the run: the last flush, and the worker's status (Failed with ``error``)."""
+        """Leave the run: the last flush, and the worker's status (Failed with ``error``);
+        a run the caller entered is only flushed, its block records how it ends."""
         if self._entered:
             self._entered = False
             assert self._run is not None
-            self._run.__exit__(type(error) if error else None, error, None)
+            if self._callers:
+                self._run.flush()
+            else:
+                self._run.__exit__(type(error) if error else None, error, None)
 
 
 def flatten(params: Mapping[str, Any] | argparse.Namespace, prefix: str = "") -> dict[str, Any]:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -38,7 +37,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..._core import _aggregate
+from ..._core import _aggregate, _names
+from ..._core._environment import HOST
 from ..._core._records import SyncStatus
 
 if TYPE_CHECKING:
@@ -51,12 +51,25 @@ __all__ = (
     "Item",
     "Target",
     "acquire_lease",
+    "commit",
+    "cursors",
+    "mark_entities",
+    "new_owner",
+    "note",
+    "pending_graphs",
+    "pending_points",
+    "pending_stats",
+    "record_graph",
+    "record_upload",
     "register",
+    "release_lease",
+    "retry_items",
+    "sent_graphs",
+    "set_fingerprint",
+    "status",
     "targets",
+    "uploads",
 )
-
-
-_HOST = socket.gethostname()
 
 
 # -- runs to sync -----------------------------------------------------------------------
@@ -79,9 +92,7 @@ class Target:
 
     @property
     def trial_component_name(self) -> str:
-        if self.experiment_name is None:
-            return self.run_name
-        return f"{self.experiment_name}-{self.run_name}"
+        return _names.trial_component_name(self.experiment_name, self.run_name)
 
 
 def register(
@@ -167,7 +178,7 @@ def note(
 
 
 def new_owner() -> str:
-    return f"{_HOST}:{os.getpid()}:{os.urandom(4).hex()}"
+    return f"{HOST}:{os.getpid()}:{os.urandom(4).hex()}"
 
 
 def acquire_lease(store: LocalStore, run_id: int, owner: str, ttl: float) -> bool:
@@ -202,7 +213,7 @@ def release_lease(store: LocalStore, run_id: int, owner: str) -> None:
 def _alive(owner: str) -> bool:
     host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
-    if host != _HOST or not pid_text.isdigit():
+    if host != HOST or not pid_text.isdigit():
         return True  # another machine's process: trust its lease until it expires
     try:
         os.kill(int(pid_text), 0)

@@ -28,7 +28,15 @@ from ..._core._aggregate import StepStats
 from ..._core._names import TIMESTAMP_WINDOW
 from ._journal import CallResult, Cursor, Item
 
-__all__ = ("BATCH_SIZE", "Call", "group_steps", "plan", "request_data", "result_of")
+__all__ = (
+    "BATCH_SIZE",
+    "Call",
+    "group_steps",
+    "plan",
+    "rejected_call",
+    "request_data",
+    "result_of",
+)
 
 BATCH_SIZE = 10
 _RETRYABLE = frozenset({"INTERNAL_ERROR", "CONFLICT_ERROR"})

@@ -55,7 +55,7 @@ async def _read_runs(experiment: str) -> list[RunRecord]:
 
 
 async def _read_run(experiment: str | None, run: str) -> RunRecord:
-    name = _names.trial_component_name(experiment, run) if experiment else run
+    name = _names.trial_component_name(experiment, run)
     async with open_clients(session_for()) as clients:
         return await _describe(clients, experiment, name)
 
@@ -201,7 +201,7 @@ class SageMakerView:
 
                 async def one(key: RunKey) -> None:
                     exp = key.experiment_name
-                    name = _names.trial_component_name(exp, key.run_name) if exp else key.run_name
+                    name = _names.trial_component_name(exp, key.run_name)
                     async with limiter:
                         found[key.run_id] = await _describe(clients, exp, name)
 
@@ -220,8 +220,7 @@ class SageMakerView:
 
 def _not_found(message: str, exc: Exception) -> Exception:
     outcome = classify(exc)
-    if outcome.failure is Failure.REJECTED or outcome.code in ("500", "InternalFailure"):
-        # moto answers a missing experiment with a 500; AWS with ResourceNotFound
+    if outcome.code == "ResourceNotFound":  # what SageMaker answers for a missing entity
         return RunNotFoundError(f"{message} ({outcome})")
     return BackendError(f"SageMaker: {outcome}")
 

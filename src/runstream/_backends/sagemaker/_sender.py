@@ -53,7 +53,14 @@ if TYPE_CHECKING:
     from ..._store import LocalStore
     from ._journal import CallResult, Target
 
-__all__ = ("RunSync", "SageMakerSender", "SyncConfig", "preflight", "sync_store")
+__all__ = (
+    "RunSync",
+    "SageMakerSender",
+    "SyncConfig",
+    "preflight",
+    "statuses",
+    "sync_store",
+)
 
 T = TypeVar("T")
 Blocking = Callable[[Callable[[], Any]], Awaitable[Any]]
