@@ -33,7 +33,26 @@ import orjson
 if TYPE_CHECKING:
     from ..._store import LocalStore
 
-__all__ = ("MetricCursor", "RunTarget", "register", "targets")
+__all__ = (
+    "MetricCursor",
+    "RunTarget",
+    "acquire_lease",
+    "commit_metric",
+    "counters",
+    "ensure_tables",
+    "has_tables",
+    "metric_cursors",
+    "new_owner",
+    "note",
+    "record_upload",
+    "register",
+    "rejected",
+    "release_lease",
+    "set_ids",
+    "set_run_state",
+    "targets",
+    "uploads",
+)
 
 BACKEND = "mlflow"
 _HOST = socket.gethostname()

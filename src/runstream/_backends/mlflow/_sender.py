@@ -43,7 +43,17 @@ if TYPE_CHECKING:
     from ..._store import LocalStore
     from ._journal import MetricCursor, RunTarget
 
-__all__ = ("MLflowSender", "RunSync", "preflight", "statuses", "sync_store")
+__all__ = (
+    "MLflowSender",
+    "RunSync",
+    "SyncConfig",
+    "pending_points",
+    "preflight",
+    "replace_status",
+    "status",
+    "statuses",
+    "sync_store",
+)
 
 T = TypeVar("T")
 _log = logging.getLogger("runstream")
