@@ -5,6 +5,7 @@ the harness is done."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -39,7 +40,11 @@ class MlflowServer:
             "--serve-artifacts", "--artifacts-destination", str(self._root / "artifacts"),
             "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
         ]  # fmt: skip
-        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+        env = {
+            **os.environ,
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # no job runner: tracking only
+        }
         with log.open("wb") as out:
             self._process = subprocess.Popen(
                 command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env
@@ -66,5 +71,7 @@ class MlflowServer:
         except ProcessLookupError:
             return
         except subprocess.TimeoutExpired:
+            pass
+        with contextlib.suppress(ProcessLookupError):  # what is left of its group
             os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        process.wait()

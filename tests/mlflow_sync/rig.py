@@ -53,7 +53,8 @@ class MLflowServer:
             "--serve-artifacts", "--artifacts-destination", str(self.root / "artifacts"),
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
         ]  # fmt: skip
-        env = {**os.environ, "MLFLOW_ENABLE_WORKSPACES": "false"}
+        # No job runner (MLflow 3 starts one with several huey consumers): a tracking server only.
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         with self.log.open("ab") as log:
             self._process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
@@ -81,14 +82,15 @@ class MLflowServer:
         self._process = None
 
     def stop(self) -> None:
+        """SIGTERM, then SIGKILL whatever of its process group is left (its workers)."""
         if self._process is None:
             return
         try:
             os.killpg(self._process.pid, signal.SIGTERM)
             self._process.wait(timeout=20)
         except (ProcessLookupError, subprocess.TimeoutExpired):
-            self.kill()
-        self._process = None
+            pass
+        self.kill()
 
 
 @contextmanager
