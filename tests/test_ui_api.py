@@ -252,3 +252,114 @@ def test_nan_and_infinity_stay_apart_and_step_less_points_are_times(tmp_path: Pa
     assert line["y"] == [0.3, 0.25]  # two calls, two points, in order: no average
     assert line["x"][0] < line["x"][1]
     assert all(abs(x - time.time()) < 600 for x in line["x"])  # epoch seconds, not steps
+
+
+# -- the experiment page: pages of runs, several runs' curves, finite summaries -----------
+
+
+def test_runs_are_paged_sorted_and_filtered_on_the_server(
+    server: Dashboard, known: KnownStore
+) -> None:
+    page = get(server, "/api/runs", experiment=EXPERIMENT, limit=2)
+    assert (page["total"], page["matched"], page["offset"]) == (4, 4, 0)
+    assert [r["run_name"] for r in page["runs"]] == ["lr-small", "lr-mid"]  # oldest first
+    assert page["parameters"] == ["learning_rate", "optimizer"]
+    assert page["metrics"] == ["accuracy", "loss"]
+    rest = get(server, "/api/runs", experiment=EXPERIMENT, limit=2, offset=2)
+    assert [r["run_name"] for r in rest["runs"]] == ["lr-big", "two-workers"]
+    by_lr = get(server, "/api/runs", experiment=EXPERIMENT, sort="param:learning_rate", desc="true")
+    assert [r["run_name"] for r in by_lr["runs"]][:1] == ["lr-big"]
+    # Sorting by a metric's Min uses the finite points of the diverged run (not NaN).
+    by_min = get(server, "/api/runs", experiment=EXPERIMENT, sort="metric:loss", stat="Min")
+    mins = {n: min(v for v in known.losses[n] if not math.isnan(v)) for n in known.losses}
+    mins["two-workers"] = min(known.workers["w0"])  # the smallest point logged
+    assert [r["run_name"] for r in by_min["runs"]] == sorted(mins, key=mins.__getitem__)
+    # Runs without the value sort last, whichever the direction.
+    by_acc = get(server, "/api/runs", experiment=EXPERIMENT, sort="metric:accuracy", desc="true")
+    assert by_acc["runs"][-1]["run_name"] == "two-workers"
+    found = get(server, "/api/runs", experiment=EXPERIMENT, filter="learning_rate>=0.1 loss<0.5")
+    assert found["matched"] == 1  # lr-mid's last loss; lr-big's is NaN, two-workers' is 19.5
+    assert [r["run_name"] for r in found["runs"]] == ["lr-mid"]
+    words = get(server, "/api/runs", experiment=EXPERIMENT, filter="failed")
+    assert [r["run_name"] for r in words["runs"]] == ["lr-big"]
+
+
+def test_a_page_says_how_many_points_are_not_finite(server: Dashboard, known: KnownStore) -> None:
+    page = get(server, "/api/runs", experiment=EXPERIMENT, limit=10)
+    assert set(page["finite"]) == {"lr-big"}
+    finite = page["finite"]["lr-big"]["loss"]
+    values = np.array(known.losses["lr-big"])
+    ok = values[np.isfinite(values)]
+    assert (finite["count"], finite["nonfinite"], finite["nan"], finite["inf"]) == (25, 15, 15, 0)
+    assert finite["min"] == pytest.approx(ok.min())
+    assert finite["max"] == pytest.approx(ok.max())
+    assert finite["avg"] == pytest.approx(ok.mean())
+    assert finite["std"] == pytest.approx(ok.std())
+    run = get(server, "/api/run", experiment=EXPERIMENT, run="lr-big")
+    by_metric = {m["metric"]: m for m in run["metrics"]}
+    assert by_metric["loss"]["finite"] == finite
+    assert "finite" not in by_metric["accuracy"]
+
+
+def test_curves_of_several_runs_by_step_time_and_group(
+    server: Dashboard, known: KnownStore
+) -> None:
+    names = ["lr-small", "lr-mid", "lr-big", "two-workers"]
+    query = {"experiment": EXPERIMENT, "metric": "accuracy", "runs": json.dumps(names)}
+    data = get(server, "/api/curves", **query)
+    assert data["axis"] == "step"
+    assert [line["run"] for line in data["lines"]] == names[:3]  # two-workers has none
+    np.testing.assert_allclose(data["lines"][1]["y"], known.accuracy["lr-mid"])
+    relative = get(server, "/api/curves", **query, x="relative")
+    assert relative["axis"] == "relative"
+    assert all(0 <= x < 600 for line in relative["lines"] for x in line["x"])
+    wall = get(server, "/api/curves", **query, x="wall")
+    assert wall["axis"] == "time"
+    assert all(abs(x - time.time()) < 3600 for x in wall["lines"][0]["x"])
+    query["metric"] = "loss"
+    grouped = get(server, "/api/curves", **query, group="learning_rate")
+    assert [(line["group"], line["runs"]) for line in grouped["lines"]] == [
+        (0.01, 1),
+        (0.1, 2),
+        (5.0, 1),
+    ]
+    mid = np.array(known.losses["lr-mid"][:20])
+    two = np.mean([known.workers["w0"], known.workers["w1"]], axis=0)
+    line = grouped["lines"][1]
+    np.testing.assert_allclose(line["y"][:20], (mid + two) / 2)
+    np.testing.assert_allclose(line["min"][:20], np.minimum(mid, two))
+    np.testing.assert_allclose(line["max"][:20], np.maximum(mid, two))
+    np.testing.assert_allclose(line["y"][20:], known.losses["lr-mid"][20:])
+    # The diverged group's mean is over its finite values: its NaN steps are left out.
+    assert grouped["lines"][2]["x"] == list(range(25))
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ({"limit": "0"}, 400),
+        ({"limit": "10", "sort": "colour"}, 400),
+        ({"limit": "10", "stat": "p99"}, 400),
+        ({"limit": "10", "desc": "maybe"}, 400),
+    ],
+)
+def test_bad_pages_get_clear_errors(server: Dashboard, query: dict[str, str], status: int) -> None:
+    got, _, body = fetch(server, "/api/runs", {"experiment": EXPERIMENT, **query})
+    assert got == status
+    assert json.loads(body)["error"]
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ({"metric": "loss", "runs": "lr-mid"}, 400),  # not a JSON list
+        ({"metric": "loss", "runs": "[]"}, 400),
+        ({"metric": "loss", "runs": '["lr-mid"]', "x": "epoch"}, 400),
+        ({"metric": "loss", "runs": '["lr-mid"]', "x": "wall", "group": "optimizer"}, 400),
+        ({"metric": "loss", "runs": '["nope"]'}, 404),
+    ],
+)
+def test_bad_curves_get_clear_errors(server: Dashboard, query: dict[str, str], status: int) -> None:
+    got, _, body = fetch(server, "/api/curves", {"experiment": EXPERIMENT, **query})
+    assert got == status
+    assert json.loads(body)["error"]

@@ -80,6 +80,14 @@ def line_pixels(image: Any) -> int:
     )
 
 
+def wait_count(page: Any, matched: int) -> None:
+    """Wait for the table to show ``matched`` runs (it is filtered on the server)."""
+    page.wait_for_function(
+        f"() => document.querySelector('#count').textContent.startsWith('{matched} of')"
+        f" && document.querySelectorAll('#runs tbody tr').length === {matched}"
+    )
+
+
 def test_experiments_page_lists_experiments(page: Any, server: Dashboard, tmp_path: Path) -> None:
     open_view(page, server, "", "experiments")
     assert page.locator("#experiments tbody tr").count() == 1
@@ -91,25 +99,28 @@ def test_experiments_page_lists_experiments(page: Any, server: Dashboard, tmp_pa
 def test_experiment_table_sorts_filters_and_finds_the_best(
     page: Any, server: Dashboard, known: KnownStore, tmp_path: Path
 ) -> None:
-    open_view(page, server, "experiment", "runs", name=EXPERIMENT)
+    open_view(page, server, "experiment", "exp-charts", name=EXPERIMENT)
     rows = page.locator("#runs tbody tr")
     assert rows.count() == 4
     check_screenshot(page, screenshot_dir(tmp_path) / "experiment-table.png")
-    # A filter on a parameter keeps the runs that match it.
+    # A filter on a parameter keeps the runs that match it (filtered on the server).
     page.fill("#search", "learning_rate>=0.1")
     wanted = {n for n, lr in known.learning_rates.items() if lr >= 0.1} | {"two-workers"}
+    wait_count(page, len(wanted))
     assert {rows.nth(i).get_attribute("data-run") for i in range(rows.count())} == wanted
     page.fill("#search", "status=Failed")
-    assert rows.count() == 1
+    wait_count(page, 1)
     assert rows.first.get_attribute("data-run") == "lr-big"
     page.fill("#search", "")
-    # Sorting by the learning rate column, ascending then descending.
-    header = page.locator("#runs thead th", has_text="learning_rate")
-    header.click()
+    wait_count(page, 4)
+    # Sorting by the learning rate column, ascending then descending (on the server).
+    page.locator("#runs thead th", has_text="learning_rate").click()
+    page.wait_for_selector("#runs thead th.asc:has-text('learning_rate')")
     ascending = sorted(known.learning_rates, key=known.learning_rates.__getitem__)
     names = [rows.nth(i).get_attribute("data-run") for i in range(rows.count())]
     assert [n for n in names if n in known.learning_rates] == ascending
-    header.click()
+    page.locator("#runs thead th", has_text="learning_rate").click()
+    page.wait_for_selector("#runs thead th.desc:has-text('learning_rate')")
     names = [rows.nth(i).get_attribute("data-run") for i in range(rows.count())]
     assert [n for n in names if n in known.learning_rates] == ascending[::-1]
     # Best run by highest accuracy.
@@ -156,9 +167,9 @@ def test_run_page_links_stored_files(page: Any, server: Dashboard, known: KnownS
 
 
 def test_compare_selected_runs_on_one_chart(page: Any, server: Dashboard, tmp_path: Path) -> None:
-    open_view(page, server, "experiment", "runs", name=EXPERIMENT)
+    open_view(page, server, "experiment", "exp-charts", name=EXPERIMENT)
     for name in ("lr-small", "lr-mid"):
-        page.locator(f"#runs tr[data-run={name}] input[type=checkbox]").check()
+        page.locator(f"#runs tr[data-run={name}] input.pick").check()
     page.select_option("#best-metric", "loss")
     page.click("#compare")
     page.wait_for_selector("body[data-ready=compare]", timeout=20_000)

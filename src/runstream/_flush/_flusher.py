@@ -268,18 +268,12 @@ class Flusher:
         batch = self._take_batch()
         if batch.is_empty():
             return
-        try:
-            path = spill_batch(batch, self._store.path)
-        except OSError as exc:  # neither the store's disk nor the fallback takes it
-            self.points_lost += batch.points
-            self._ingest.settle_parameters(len(batch.parameters))
-            self._record_error(
-                f"{batch.points} unwritten points are lost: the store did not take them and "
-                f"no spill folder could ({exc})"
-            )
+        path = self._spill_or_lose(
+            batch, why=f"the store did not take {batch.points} points before closing"
+        )
+        if path is None:
             return
         self.points_spilled += batch.points
-        self._ingest.settle_parameters(len(batch.parameters))
         self._record_error(
             f"the store did not take {batch.points} points before closing; kept in {path} "
             "and written by the next run that opens this store"
@@ -355,21 +349,26 @@ class Flusher:
     def _reject(self, batch: Batch, exc: Exception) -> None:
         """The store refuses this item outright: set it aside on disk, keep going."""
         what = batch.describe()
-        try:
-            path = spill_batch(batch, self._store.path, rejected=True)
-        except OSError as spill_error:
-            self.points_lost += batch.points
-            self._ingest.settle_parameters(len(batch.parameters))
-            self._record_error(
-                f"the store refused {what}: {type(exc).__name__}: {exc}; it could not be kept "
-                f"on disk either ({spill_error}) and is lost"
-            )
+        path = self._spill_or_lose(
+            batch, why=f"the store refused {what}: {type(exc).__name__}: {exc}", rejected=True
+        )
+        if path is None:
             return
         self.points_rejected += batch.points
-        self._ingest.settle_parameters(len(batch.parameters))
         self._record_error(
             f"the store refused {what}: {type(exc).__name__}: {exc}; set aside in {path}"
         )
+
+    def _spill_or_lose(self, batch: Batch, *, why: str, rejected: bool = False) -> Path | None:
+        """Keep ``batch`` on disk (the store's spill folder, else the fallback); when no disk
+        takes it, it is lost, counted and said so. Either way its parameters are settled."""
+        self._ingest.settle_parameters(len(batch.parameters))
+        try:
+            return spill_batch(batch, self._store.path, rejected=rejected)
+        except OSError as exc:
+            self.points_lost += batch.points
+            self._record_error(f"{why}; no disk could keep them either ({exc}): lost")
+            return None
 
     def _keep_unwritten(self, batch: Batch) -> None:
         """Hold a failed batch for the retry; past ``spill_rows`` rows, hold it on disk

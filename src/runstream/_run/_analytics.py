@@ -17,17 +17,21 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .._core._exceptions import RunNotFoundError
 from .._core._names import run_group_name
 from .._store import LocalStore
 
 if TYPE_CHECKING:
+    from .._core._aggregate import StepStats
     from .._core._records import RunRecord, Series
 
 __all__ = (
     "STATISTICS",
     "ExperimentAnalytics",
     "best_run",
+    "finite_summary",
     "read_runs",
     "run_table",
     "select_best",
@@ -274,3 +278,46 @@ def best_run(
         runs = read_runs(local, experiment_name.lower() if experiment_name else None)
     record, _ = select_best(runs, metric_name, maximize=maximize, stat=stat)
     return record
+
+
+def finite_summary(stats: StepStats) -> dict[str, Any]:
+    """A metric's summary over its finite points, and how many points are not finite.
+
+    The stored summary of a diverged run is NaN or infinite for min, max and avg although
+    most of its points are finite; this is computed on read from the step statistics. A
+    step holding a single point (the usual case) is counted exactly; a step that merged
+    several points, one of them non-finite, cannot be taken apart and counts as non-finite
+    as a whole (``nonfinite`` is then an upper bound).
+
+    ``{"min", "max", "avg", "std", "count", "nonfinite", "nan", "inf"}``: statistics over
+    the ``count`` finite points (NaN when there are none), ``nan`` and ``inf`` the steps'
+    kinds of non-finite value (an infinite step is one whose mean is ±inf).
+    """
+    ok = np.isfinite(stats.sum) & np.isfinite(stats.min) & np.isfinite(stats.max)
+    counts = stats.count[ok].astype(np.float64)
+    n = float(counts.sum())
+    bad_counts = stats.count[~ok]
+    bad_means = stats.sum[~ok] / np.maximum(bad_counts, 1)
+    nan = int(bad_counts[np.isnan(bad_means)].sum())
+    out: dict[str, Any] = {
+        "count": int(n),
+        "nonfinite": int(bad_counts.sum()),
+        "nan": nan,
+        "inf": int(bad_counts.sum()) - nan,
+        "min": math.nan,
+        "max": math.nan,
+        "avg": math.nan,
+        "std": math.nan,
+    }
+    if n:
+        means = stats.sum[ok] / counts
+        avg = float(stats.sum[ok].sum() / n)
+        # Chan's parallel variance over the steps: within-step M2 plus between-step spread.
+        m2 = float(np.asarray(stats.m2)[ok].sum() + (counts * (means - avg) ** 2).sum())
+        out.update(
+            min=float(stats.min[ok].min()),
+            max=float(stats.max[ok].max()),
+            avg=avg,
+            std=math.sqrt(max(m2, 0.0) / n),
+        )
+    return out

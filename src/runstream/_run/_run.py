@@ -476,14 +476,16 @@ class Run:
     def __enter__(self) -> Run:
         if self._enter_context():
             self._entered_async = False
-            self._say_if_continued(self._open())
+            self._say_if_continued(self._continued())
+            self._open()
             self._activate_or_close()
         return self
 
     async def __aenter__(self) -> Run:
         if self._enter_context():
             self._entered_async = True
-            self._say_if_continued(await anyio.to_thread.run_sync(self._open))
+            self._say_if_continued(await anyio.to_thread.run_sync(self._continued))
+            await anyio.to_thread.run_sync(self._open)
             try:
                 self._activate()
             except BaseException as exc:
@@ -545,19 +547,27 @@ class Run:
         self._inside_init = False
         return True
 
-    def _open(self) -> str | None:
+    def _continued(self) -> str | None:
+        """What to say when this object's first ``with`` continues a run that had ended
+        (blocking: it asks the store); None when there is nothing to say."""
+        if self._continues_on_purpose:
+            return None
+        self._continues_on_purpose = True  # said once; entering it again is on purpose
+        try:
+            return _continued_message(
+                self._store_or_open(), self._key, self.worker, named=self._worker_named
+            )
+        except BaseException:
+            self._inside_init = self._inside_load = False
+            raise
+
+    def _open(self) -> None:
         """Everything a run needs before its first point (blocking): the store, the
         backends' credentials check, this worker's status, the flusher's thread. On failure
-        it undoes what it did: nothing is left half-open. Returns what to say if this
-        continues a run that had ended."""
+        it undoes what it did: nothing is left half-open."""
         try:
             with contextlib.ExitStack() as undo:
                 store = self._store_or_open()
-                continued = None
-                if not self._continues_on_purpose:
-                    continued = _continued_message(
-                        store, self._key, self.worker, named=self._worker_named
-                    )
                 senders = self._open_senders(store)
                 for sender in senders:
                     undo.callback(sender.close)
@@ -571,11 +581,16 @@ class Run:
             self._inside_init = self._inside_load = False
             raise
         self._background = background
-        return continued
 
     def _say_if_continued(self, message: str | None) -> None:
-        if message is not None:  # warned from the caller's thread, at the caller's line
-            warnings.warn(message, RunContinuedWarning, stacklevel=3)
+        """Warn from the caller's thread, at the caller's line, before anything is opened
+        (a warning filter may turn it into an error)."""
+        if message is not None:
+            try:
+                warnings.warn(message, RunContinuedWarning, stacklevel=3)
+            except BaseException:
+                self._inside_init = self._inside_load = False
+                raise
 
     def _activate_or_close(self) -> None:
         try:

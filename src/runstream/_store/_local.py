@@ -22,6 +22,7 @@ so that a flusher knows what it wrote before is gone (``points_lost``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import os
@@ -57,7 +58,7 @@ from ._schema import DB_NAME, SCHEMA_VERSION, migrate
 if TYPE_CHECKING:
     from .._core._aggregate import StepStats
 
-__all__ = ("LocalStore", "default_store_path", "is_transient", "resolve_store_path")
+__all__ = ("LocalStore", "RunOverview", "default_store_path", "is_transient", "resolve_store_path")
 
 _log = logging.getLogger("runstream")
 
@@ -748,6 +749,105 @@ class LocalStore:
             for key in keys
         ]
 
+    # -- light reads for tables of thousands of runs (the dashboard's paged run list) ----
+
+    def run_overview(
+        self, experiment_name: str | None, *, unassigned: bool = False
+    ) -> list[RunOverview]:
+        """Each run's key, creation time, status, start time and parameters, oldest first:
+        what a table of many runs sorts and filters on, without building whole records
+        (no metric summaries, no artifacts)."""
+        keys = self.run_keys(experiment_name, unassigned=unassigned)
+        if not keys:
+            return []
+        temp = ",".join(str(k.run_id) for k, _ in keys)  # integers from our own rows
+        params = self._group(
+            f"SELECT run_id, name, kind, value FROM parameters WHERE run_id IN ({temp}) ORDER BY ts"
+        )
+        workers = self._group(
+            "SELECT run_id, worker, status, message, started, world_size FROM workers "
+            f"WHERE run_id IN ({temp}) ORDER BY started"
+        )
+        overview = []
+        for key, created in keys:
+            parameters: dict[str, ParameterValue] = {}
+            for name, kind, value in params.get(key.run_id, []):
+                parameters[str(name)] = _decode_param(kind, value)
+            rows = workers.get(key.run_id, [])
+            records = [
+                WorkerRecord(worker=str(w), status=str(st), message=_opt_str(msg))
+                for w, st, msg, _started, _size in rows
+            ]
+            sizes = [int(r[-1]) for r in rows if r[-1] is not None]
+            status, _ = _derive_status(records, max(sizes) if sizes else None)
+            starts = [float(r[3]) for r in rows if r[3] is not None]
+            overview.append(
+                RunOverview(key, created, status, min(starts) if starts else None, parameters)
+            )
+        return overview
+
+    def metric_names_of(self, run_ids: Sequence[int]) -> list[str]:
+        """The metrics any of these runs logged, sorted."""
+        if not run_ids:
+            return []
+        temp = ",".join(str(int(i)) for i in run_ids)
+        rows = self.query(f"SELECT DISTINCT name FROM metrics WHERE run_id IN ({temp})")
+        return sorted(str(r[0]) for r in rows)
+
+    def parameter_names_of(self, run_ids: Sequence[int]) -> list[str]:
+        """The parameters any of these runs logged, sorted."""
+        if not run_ids:
+            return []
+        temp = ",".join(str(int(i)) for i in run_ids)
+        rows = self.query(f"SELECT DISTINCT name FROM parameters WHERE run_id IN ({temp})")
+        return sorted(str(r[0]) for r in rows)
+
+    def metric_summaries(self, run_ids: Sequence[int], name: str) -> dict[int, MetricSummary]:
+        """One metric's summary (merged over workers) for each of these runs that logged it."""
+        if not run_ids:
+            return {}
+        temp = ",".join(str(int(i)) for i in run_ids)
+        grouped = self._group_args(
+            "SELECT m.run_id, m.name, s.data, s.checksum, s.worker FROM summaries s "
+            f"JOIN metrics m ON m.id = s.metric_id WHERE m.name = ? AND m.run_id IN ({temp})",
+            (name,),
+        )
+        found = {}
+        with self._lock:
+            for run_id, rows in grouped.items():
+                decoded = [s for _, s in self._decode_summaries(run_id, rows)]
+                if not decoded:
+                    continue
+                merged = decoded[0]
+                for other in decoded[1:]:
+                    merged = _summarize_pair(merged, other)
+                found[run_id] = _summary_record(merged)
+        return found
+
+    def step_stats_of(self, run_ids: Sequence[int], name: str) -> dict[int, StepStats]:
+        """One metric's step statistics (merged over chunks and workers) for each of these
+        runs that logged it: one query for all of them."""
+        if not run_ids:
+            return {}
+        temp = ",".join(str(int(i)) for i in run_ids)
+        grouped = self._group_args(
+            "SELECT m.run_id, c.id, c.data, c.checksum FROM chunks c "
+            f"JOIN metrics m ON m.id = c.metric_id WHERE m.name = ? AND m.run_id IN ({temp}) "
+            "ORDER BY c.id",
+            (name,),
+        )
+        with self._lock:
+            return {
+                run_id: _aggregate.combine(self._decode_chunks(rows, run_id, name))
+                for run_id, rows in grouped.items()
+            }
+
+    def _group_args(self, sql: str, args: Sequence[object]) -> dict[int, list[Any]]:
+        grouped: dict[int, list[Any]] = {}
+        for row in self.query(sql, args):
+            grouped.setdefault(int(row[0]), []).append(row[1:])
+        return grouped
+
     def _decode_summaries(self, run_id: int, rows: list[Any]) -> list[tuple[str, StepStats]]:
         """A run's metric summaries; a damaged one is left out of the record, with a
         warning naming the run and the metric."""
@@ -839,6 +939,17 @@ class LocalStore:
     def stragglers(self, run_id: int, name: str) -> Stragglers:
         """For each step, the worker with the largest mean (the slowest, for a step time)."""
         return Stragglers.from_series(name, self.worker_series(run_id, name))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunOverview:
+    """A run as a table of many runs needs it (see :meth:`LocalStore.run_overview`)."""
+
+    key: RunKey
+    created: float
+    status: str | None
+    start_time: float | None
+    parameters: dict[str, ParameterValue]
 
 
 def _crc(blob: bytes) -> int:

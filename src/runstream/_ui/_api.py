@@ -10,8 +10,16 @@ value). Version 1; fields are only ever added.
     ``{"store", "experiments": [ExperimentRecord], "unassigned_runs": int}``
 ``/api/runs?experiment=E`` (or ``?unassigned=true``)
     ``{"experiment_name": E|null, "runs": [RunRecord]}``, oldest first
+``/api/runs?experiment=E&limit=N[&offset=K][&sort=S][&desc=true][&stat=Last][&filter=F]``
+    one page of the table, filtered and sorted on the server (see :mod:`._table`; ``sort``
+    is ``created``, ``run``, ``status``, ``started``, ``param:NAME`` or ``metric:NAME``):
+    ``{"experiment_name", "total", "matched", "offset", "limit", "parameters": [str],
+    "metrics": [str], "runs": [RunRecord], "finite": {run: {metric: FiniteSummary}}}``.
+    ``finite`` is given for metrics with non-finite points: min, max, avg and std over the
+    finite points, ``count`` of them, and ``nonfinite`` (``nan``, ``inf``) points.
 ``/api/run?experiment=E&run=R`` (no ``experiment``: an unassigned run)
-    ``{"run": RunRecord, "metrics": [{"metric", "workers": [str]}]}``
+    ``{"run": RunRecord, "metrics": [{"metric", "workers": [str], "finite"?}]}``: ``finite``
+    (a FiniteSummary, as in ``/api/runs``) only for a metric with non-finite points
 ``/api/series?experiment=E&run=R&metric=M[&view=merged|workers][&points=N][&from=X&to=Y]``
     ``{"metric", "axis": "step"|"time", "first_nonfinite": x|null, "lines": [{"worker":
     str|null, "steps": int, "unstepped": int, "x": [], "y": [], "min": [], "max": []}]}``.
@@ -21,6 +29,15 @@ value). Version 1; fields are only ever added.
     steps. Points logged without a step are charted by time, one point per call in the
     order logged (``axis: "time"``, x in epoch seconds) when the metric has no stepped
     points, else counted in ``unstepped``; no step is ever made up for them.
+``/api/curves?experiment=E&metric=M&runs=["R1","R2"][&x=step|relative|wall][&group=P][&points=N][&from=X&to=Y]``
+    several runs' lines of one metric for one chart: ``{"metric", "axis":
+    "step"|"relative"|"time", "first_nonfinite", "lines": [{"run", "label", "steps", "x",
+    "y", "min", "max"}]}``. ``runs`` is a JSON list of names (at most 200); runs without the
+    metric are left out. ``x``: by step (default), seconds since the run started, or wall
+    time (epoch seconds, ``axis: "time"``); a metric logged only without steps is by wall
+    time. ``group=P`` (by step only) answers one line per value of parameter ``P``: ``y``
+    the mean over the group's runs at each step (finite values), ``min``/``max`` their
+    range, ``runs`` how many, ``group`` the value.
 ``/api/best?experiment=E&metric=M[&maximize=true][&stat=Last]``
     ``{"run": RunRecord, "metric", "stat", "maximize", "value"}``
 ``/api/file?experiment=E&run=R&name=N[&direction=output|input]``
@@ -31,6 +48,7 @@ Errors are ``{"error": message}`` with status 400 (bad parameter) or 404 (no suc
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import threading
@@ -46,21 +64,35 @@ from .._core._aggregate import key_time
 from .._core._downsample import downsample, window
 from .._core._exceptions import RunNotFoundError
 from .._core._json import jsonable
-from .._run._analytics import read_runs, select_best
+from .._run._analytics import STATISTICS, finite_summary, read_runs, select_best
 from .._run._validate import is_media_type
 from .._store import run_graphs
+from ._table import metrics_named, parameter_names, run_filter, sort_key
 
 if TYPE_CHECKING:
     from .._core._aggregate import StepStats
     from .._core._batch import RunKey
-    from .._core._records import Artifact, RunRecord
+    from .._core._records import Artifact, MetricSummary, RunRecord
     from .._store import LocalStore
+    from .._store._local import RunOverview
 
-__all__ = ("API_VERSION", "Api", "ApiError", "StoredFile", "series_lines")
+__all__ = (
+    "API_VERSION",
+    "Api",
+    "ApiError",
+    "StoredFile",
+    "curve_lines",
+    "series_lines",
+)
 
 API_VERSION = 1
 DEFAULT_POINTS = 1000
 MAX_POINTS = 20_000
+DEFAULT_PAGE = 200
+MAX_PAGE = 5000
+MAX_CURVE_RUNS = 200
+_SORTS = ("created", "run", "status", "started")
+_X_AXES = ("step", "relative", "wall")
 _CACHED_SERIES = 8
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _TRUE = ("1", "true", "yes")
@@ -102,6 +134,7 @@ class Api:
             "/api/run": self.run,
             "/api/graphs": self.graphs,
             "/api/series": self.series,
+            "/api/curves": self.curves,
             "/api/best": self.best,
         }
         # What each route answers is plain JSON-able data with NaN and the infinities as
@@ -120,16 +153,161 @@ class Api:
 
     def runs(self, query: Query) -> dict[str, Any]:
         experiment = _experiment(query, allow_unassigned_flag=True)
-        return {"experiment_name": experiment, "runs": self._read_runs(experiment)}
+        if not any(k in query for k in ("limit", "offset", "sort", "filter")):
+            return {"experiment_name": experiment, "runs": self._read_runs(experiment)}
+        return self._page(experiment, query)
+
+    def _page(self, experiment: str | None, query: Query) -> dict[str, Any]:
+        """One page of the run table; whole records are built for that page only."""
+        offset = _integer(query, "offset", 0, 0, 1 << 40)
+        limit = _integer(query, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        sort = query.get("sort") or "created"
+        if sort not in _SORTS and not sort.startswith(("param:", "metric:")):
+            raise ApiError(
+                400,
+                f"sort must be one of {', '.join(_SORTS)}, param:NAME or metric:NAME, got {sort!r}",
+            )
+        descending = _boolean(query, "desc")
+        stat = _stat(query)
+        text = query.get("filter", "")
+        if not text.split() and sort == "created" and not descending:
+            # The first paint of a big experiment: no row needs reading beyond the page.
+            keys = [k for k, _ in self._keys(experiment)]
+            ids = [k.run_id for k in keys]
+            total = matched = len(keys)
+            page_keys = keys[offset : offset + limit]
+            parameters = self.store.parameter_names_of(ids)
+            metrics = self.store.metric_names_of(ids)
+        else:
+            rows = self._overview(experiment)
+            ids = [r.key.run_id for r in rows]
+            metrics = self.store.metric_names_of(ids)
+            summaries = {
+                m: self._finite_where_needed(ids, m, stat)
+                for m in metrics_named(text, sort, metrics)
+            }
+            keep = run_filter(text, stat, summaries)
+            kept = [r for r in rows if keep(r)] if text.split() else rows
+            if sort != "created" or descending:
+                key = sort_key(sort, stat, summaries)
+                keyed = [(key(r), r) for r in kept]
+                present = [kr for kr in keyed if kr[0][0] == 0]
+                present.sort(key=lambda kr: kr[0], reverse=descending)
+                kept = [r for _, r in present] + [r for k, r in keyed if k[0] != 0]
+            total, matched = len(rows), len(kept)
+            page_keys = [r.key for r in kept[offset : offset + limit]]
+            parameters = parameter_names(rows)
+        records = self.store.records(page_keys)
+        return {
+            "experiment_name": experiment,
+            "total": total,
+            "matched": matched,
+            "offset": offset,
+            "limit": limit,
+            "parameters": parameters,
+            "metrics": metrics,
+            "runs": records,
+            "finite": self._finite_of(records),
+        }
+
+    def _keys(self, experiment: str | None) -> list[tuple[RunKey, float]]:
+        try:
+            if experiment is not None:
+                self.store.experiment(experiment)  # raises RunNotFoundError
+            return self.store.run_keys(experiment, unassigned=experiment is None)
+        except RunNotFoundError as exc:
+            raise ApiError(404, str(exc)) from exc
+
+    def _overview(self, experiment: str | None) -> list[RunOverview]:
+        try:
+            if experiment is not None:
+                self.store.experiment(experiment)  # raises RunNotFoundError
+            return self.store.run_overview(experiment, unassigned=experiment is None)
+        except RunNotFoundError as exc:
+            raise ApiError(404, str(exc)) from exc
+
+    def _finite_where_needed(
+        self, ids: list[int], metric: str, stat: str
+    ) -> dict[int, MetricSummary]:
+        """Summaries of one metric for sorting and filtering; where min, max, avg or std
+        is not finite (a diverged run), the value over the finite points instead."""
+        import msgspec
+
+        summaries = self.store.metric_summaries(ids, metric)
+        field = STATISTICS.get(stat, "last")
+        if field in ("last", "count"):
+            return summaries
+        bad = [i for i, s in summaries.items() if not math.isfinite(getattr(s, field))]
+        for run_id, stats in self.store.step_stats_of(bad, metric).items():
+            finite = finite_summary(stats)
+            summaries[run_id] = msgspec.structs.replace(
+                summaries[run_id], **{k: finite[k] for k in ("min", "max", "avg", "std")}
+            )
+        return summaries
+
+    def _finite_of(self, records: list[RunRecord]) -> dict[str, dict[str, Any]]:
+        """Finite summaries of the metrics that hold non-finite points, by run and metric."""
+        wanted: dict[str, list[RunRecord]] = {}
+        for record in records:
+            for name, summary in record.metrics.items():
+                if not all(map(math.isfinite, (summary.min, summary.max, summary.avg))):
+                    wanted.setdefault(name, []).append(record)
+        found: dict[str, dict[str, Any]] = {}
+        for name, having in wanted.items():
+            keys = [self.store.find_run(r.experiment_name, r.run_name) for r in having]
+            stats = self.store.step_stats_of([k.run_id for k in keys], name)
+            for key in keys:
+                if key.run_id in stats:
+                    found.setdefault(key.run_name, {})[name] = finite_summary(stats[key.run_id])
+        return found
 
     def run(self, query: Query) -> dict[str, Any]:
         key = self._key(query)
         record = self.store.records([key])[0]
-        metrics = [
-            {"metric": name, "workers": self.store.workers_of_metric(key.run_id, name)}
-            for name in self.store.metric_names(key.run_id)
-        ]
+        metrics = []
+        for name in self.store.metric_names(key.run_id):
+            entry: dict[str, Any] = {
+                "metric": name,
+                "workers": self.store.workers_of_metric(key.run_id, name),
+            }
+            summary = record.metrics.get(name)
+            if summary and not all(map(math.isfinite, (summary.min, summary.max, summary.avg))):
+                entry["finite"] = finite_summary(self._stats(key, name, None))
+            metrics.append(entry)
         return {"run": record, "metrics": metrics}
+
+    def curves(self, query: Query) -> dict[str, Any]:
+        """Several runs' lines of one metric (the experiment page's charts)."""
+        experiment = _experiment(query)
+        metric = _required(query, "metric")
+        try:
+            names = json.loads(_required(query, "runs"))
+        except ValueError:
+            names = None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ApiError(400, "runs must be a JSON list of run names")
+        if not 1 <= len(names) <= MAX_CURVE_RUNS:
+            raise ApiError(400, f"runs must name 1 to {MAX_CURVE_RUNS} runs, got {len(names)}")
+        x = query.get("x", "step")
+        if x not in _X_AXES:
+            raise ApiError(400, f"x must be one of {', '.join(_X_AXES)}, got {x!r}")
+        group = query.get("group") or None
+        if group is not None and x != "step":
+            raise ApiError(400, "group needs x=step (runs are aligned by step)")
+        points = _integer(query, "points", DEFAULT_POINTS, 1, MAX_POINTS)
+        bounds = _number(query, "from"), _number(query, "to")
+        try:
+            keys = [self.store.find_run(experiment, n) for n in dict.fromkeys(names)]
+        except RunNotFoundError as exc:
+            raise ApiError(404, str(exc)) from exc
+        records = self.store.records(keys)
+        stats = self.store.step_stats_of([k.run_id for k in keys], metric)
+        runs = [
+            (record, stats[key.run_id])
+            for key, record in zip(keys, records, strict=True)
+            if key.run_id in stats
+        ]
+        return curve_lines(metric, runs, x, group, points, bounds)
 
     def graphs(self, query: Query) -> dict[str, Any]:
         """The run's graphs (``log_precision_recall`` and the like): the official documents."""
@@ -270,6 +448,132 @@ def _line(
         "max": rows.max[keep].tolist(),
     }
     return line, first_bad
+
+
+def curve_lines(
+    metric: str,
+    runs: list[tuple[RunRecord, StepStats]],
+    x: str,
+    group: str | None,
+    points: int,
+    bounds: tuple[float | None, float | None] = (None, None),
+) -> dict[str, Any]:
+    """Lines of several runs for one chart, or their groups' means (see the module doc)."""
+    stepped = any(bool((s.step >= 0).any()) for _, s in runs)
+    axis = "relative" if x == "relative" else "step" if x == "step" and stepped else "time"
+    first_bad: float | None = None
+    parts = []
+    for record, rows in runs:
+        unstepped = int(np.searchsorted(rows.step, 0))
+        if stepped:
+            rows = rows.take(slice(unstepped, None))
+            times = rows.last_ts
+        else:  # one point per call, keyed -(microsecond + 1): newest first
+            rows = rows.take(slice(None, None, -1))
+            times = key_time(rows.step)
+        if not len(rows):
+            continue
+        with np.errstate(invalid="ignore", divide="ignore"):
+            y = rows.sum / rows.count
+        if axis == "step":
+            xs = rows.step.astype(np.float64)
+        else:
+            xs = np.asarray(times, dtype=np.float64)
+            if axis == "relative":
+                xs = xs - (record.start_time or float(xs.min()))
+            order = np.argsort(xs, kind="stable")
+            xs, y, rows = xs[order], y[order], rows.take(order)
+        bad = np.flatnonzero(~np.isfinite(y))
+        if len(bad) and (first_bad is None or xs[bad[0]] < first_bad):
+            first_bad = float(xs[bad[0]])
+        parts.append((record, xs, y, rows))
+    lines = []
+    if group is None:
+        for record, xs, y, rows in parts:
+            part = window(xs, *bounds)
+            keep = downsample(xs[part], y[part], points) + (part.start or 0)
+            lines.append(
+                {
+                    "run": record.run_name,
+                    "label": record.run_name,
+                    "steps": len(rows),
+                    "x": xs[keep].tolist(),
+                    "y": y[keep].tolist(),
+                    "min": rows.min[keep].tolist(),
+                    "max": rows.max[keep].tolist(),
+                }
+            )
+    else:
+        lines = _group_lines(group, parts, points, bounds)
+    return {"metric": metric, "axis": axis, "first_nonfinite": first_bad, "lines": lines}
+
+
+def _group_lines(
+    group: str,
+    parts: list[tuple[RunRecord, Any, Any, StepStats]],
+    points: int,
+    bounds: tuple[float | None, float | None],
+) -> list[dict[str, Any]]:
+    """Each group's mean at each step over its runs' finite values, with its min-max band."""
+    members: dict[object, list[tuple[Any, Any]]] = {}
+    for record, xs, y, _ in parts:
+        value = record.parameters.get(group)
+        ident = "NaN" if isinstance(value, float) and math.isnan(value) else value
+        members.setdefault(ident, []).append((xs, y))
+
+    def order(value: object) -> tuple[int, Any]:
+        if value is None:
+            return (2, "")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return (0, value)
+        return (1, str(value))
+
+    lines = []
+    for member in sorted(members, key=order):
+        xs = np.concatenate([m[0] for m in members[member]])
+        ys = np.concatenate([m[1] for m in members[member]])
+        ok = np.isfinite(ys)
+        steps, inverse = np.unique(xs[ok], return_inverse=True)
+        n = np.bincount(inverse, minlength=len(steps))
+        mean = np.bincount(inverse, weights=ys[ok], minlength=len(steps)) / np.maximum(n, 1)
+        lo = np.full(len(steps), np.inf)
+        hi = np.full(len(steps), -np.inf)
+        np.minimum.at(lo, inverse, ys[ok])
+        np.maximum.at(hi, inverse, ys[ok])
+        part = window(steps, *bounds)
+        keep = downsample(steps[part], mean[part], points) + (part.start or 0)
+        shown = "(none)" if member is None else _param_text(member)
+        lines.append(
+            {
+                "group": member,
+                "label": f"{group}={shown} ({_runs_text(len(members[member]))})",
+                "runs": len(members[member]),
+                "steps": len(steps),
+                "x": steps[keep].tolist(),
+                "y": mean[keep].tolist(),
+                "min": lo[keep].tolist(),
+                "max": hi[keep].tolist(),
+            }
+        )
+    return lines
+
+
+def _runs_text(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
+
+
+def _param_text(value: object) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return str(value)
+
+
+def _stat(query: Query) -> str:
+    raw = query.get("stat", "Last")
+    for name, field in STATISTICS.items():
+        if raw.lower() in (name.lower(), field):
+            return name
+    raise ApiError(400, f"stat must be one of {', '.join(STATISTICS)}, got {raw!r}")
 
 
 def _encoded(endpoint: Callable[[Query], Any]) -> Callable[[Query], Any]:

@@ -39,6 +39,7 @@ STATIC_FILES = {
     "app.js": "text/javascript; charset=utf-8",
     "charts.js": "text/javascript; charset=utf-8",
     "graphs.js": "text/javascript; charset=utf-8",
+    "parallel.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
     "uPlot.iife.min.js": "text/javascript; charset=utf-8",
     "uPlot.min.css": "text/css; charset=utf-8",

@@ -9,7 +9,8 @@
 "use strict";
 
 (function () {
-  const { fmt, lineChart, wideRange, parse } = window.RS;
+  const RS = window.RS;
+  const { fmt, lineChart, wideRange, parse } = RS;
   // A metric statistic: NaN, inf and -inf arrive as such (see RS.revive); null is no value.
   const statText = (v) => fmt(v);
   // Metrics where higher is better, for the default direction of "best run".
@@ -140,36 +141,8 @@
 
   const STATS = { Last: "last", Min: "min", Max: "max", Avg: "avg", StdDev: "std", Count: "count" };
 
-  // Search terms: `name>value` style filters on parameters, metrics (the chosen statistic),
-  // `status` or `run`; any other word must appear in the run's name, status or parameters.
-  function matcher(text, stat) {
-    const tests = text.trim().split(/\s+/).filter(Boolean).map((term) => {
-      const m = term.match(/^([^<>=!~]+)(<=|>=|!=|=|<|>|~)(.*)$/);
-      if (!m) {
-        const needle = term.toLowerCase();
-        return (r) => [r.run_name, r.status, ...Object.values(r.parameters)]
-          .some((v) => String(v).toLowerCase().includes(needle));
-      }
-      const [, key, op, raw] = m;
-      const num = Number(raw);
-      return (r) => {
-        let v;
-        if (key === "status") v = r.status;
-        else if (key === "run") v = r.run_name;
-        else if (key in r.parameters) v = r.parameters[key];
-        else if (key in r.metrics) v = r.metrics[key][STATS[stat]];
-        else return false;
-        if (op === "~") return String(v).toLowerCase().includes(raw.toLowerCase());
-        const numeric = typeof v === "number" && raw !== "" && !Number.isNaN(num);
-        const [a, b] = numeric ? [v, num] : [String(v).toLowerCase(), raw.toLowerCase()];
-        return { "=": a === b, "!=": a !== b, "<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b }[op];
-      };
-    });
-    return (r) => tests.every((t) => t(r));
-  }
-
   // The filter box's example, from this experiment's own columns: a numeric parameter
-  // compared with a value that keeps some runs and drops others.
+  // compared with a value that keeps some runs and drops others (from the page shown).
   function placeholder(runs) {
     const examples = [];
     const numeric = [...new Set(runs.flatMap((r) => Object.keys(r.parameters)))].sort()
@@ -192,17 +165,46 @@
     return pick;
   }
 
+  // A metric search: /regex/ (flags after the last slash), else a case-insensitive substring.
+  function metricMatcher(text) {
+    const t = text.trim();
+    if (!t) return { test: () => true, error: null };
+    const m = t.match(/^\/(.*)\/([a-z]*)$/);
+    if (m) {
+      try {
+        const re = new RegExp(m[1], m[2] || "i");
+        return { test: (name) => re.test(name), error: null };
+      } catch (err) {
+        return { test: () => true, error: `not a regular expression: ${err.message}` };
+      }
+    }
+    const needle = t.toLowerCase();
+    return { test: (name) => name.toLowerCase().includes(needle), error: null };
+  }
+
+  // A statistic of a metric as a table cell: over the finite points, with how many points
+  // are not finite, when a diverged run has some (the stored min/max/avg would be NaN).
+  function statCell(summary, finite, field, note = true) {
+    if (!summary) return "–";
+    if (!finite || !finite.nonfinite || field === "last" || field === "count") return statText(summary[field]);
+    const kinds = [finite.nan ? `${finite.nan} NaN` : null, finite.inf ? `${finite.inf} inf` : null].filter(Boolean).join(", ");
+    return h("span", { title: `${field} over the ${finite.count} finite points; ${finite.nonfinite} not finite (${kinds})` },
+      statText(finite[field]), note ? h("span", { class: "nonfinite" }, ` (+${kinds})`) : "");
+  }
+
+  const CHART_RUNS = 20; // runs charted on the experiment page: the first of the table's page
+
   async function viewRuns(experiment) {
     const gen = generation;
     const params = experiment === null ? { unassigned: "true" } : { experiment };
     const title = experiment === null ? "Unassigned runs" : experiment;
     setTitle(title);
-    let runs = (await api("runs", params)).runs;
-    const state = { sort: null, desc: false, shown: PAGE, selected: new Set(), best: null };
+    const state = { sort: "created", desc: false, offset: 0, selected: new Set(), best: null,
+      hidden: new Set(), smoothing: 0, x: "step", group: "", metricSearch: "", charts: [] };
+    let data = null;
+    let fetchSeq = 0;
 
-    const search = h("input", {
-      id: "search", type: "search", size: 48, placeholder: placeholder(runs),
-    });
+    const search = h("input", { id: "search", type: "search", size: 48, placeholder: "search, or filter: status=Completed" });
     const statSelect = h("select", { id: "stat" }, Object.keys(STATS).map((s) => h("option", {}, s)));
     const bestMetric = h("select", { id: "best-metric" });
     const bestDir = h("select", { id: "best-dir" }, h("option", { value: "false" }, "lowest"),
@@ -210,74 +212,184 @@
     const bestOut = h("span", { id: "best", class: "muted" });
     const compareBtn = h("button", { id: "compare", disabled: true }, "Compare selected");
     const counter = h("span", { class: "muted", id: "count" });
-    const holder = h("div", { class: "scroll" });
-    const more = h("button", { id: "more" }, "Show more");
+    const holder = h("div", { class: "scroll", id: "runs-scroll" });
+    const prev = h("button", { id: "prev" }, "‹ previous");
+    const next = h("button", { id: "next" }, "next ›");
+    const pageInfo = h("span", { class: "muted", id: "page" });
+    const metricSearch = h("input", { id: "metric-search", type: "search", size: 24,
+      placeholder: "metrics: substring or /regex/" });
+    const metricNote = h("span", { class: "muted", id: "metric-note" });
+    const smoothing = h("input", { id: "smoothing", type: "range", min: 0, max: 0.99, step: 0.01, value: 0 });
+    const smoothingOut = h("output", { id: "smoothing-value" }, "0");
+    const xSelect = h("select", { id: "x-axis" }, h("option", { value: "step" }, "step"),
+      h("option", { value: "relative" }, "relative time"), h("option", { value: "wall" }, "wall time"));
+    const groupSelect = h("select", { id: "group-by" });
+    const chartsBox = h("div", { class: "grid", id: "exp-charts" });
+    const chartsNote = h("p", { class: "muted", id: "charts-note" });
+    const pcMetric = h("select", { id: "pc-metric" });
+    const pcBox = h("div", { class: "pc-box", id: "parallel" });
 
-    function columns() {
-      const params = [...new Set(runs.flatMap((r) => Object.keys(r.parameters)))].sort();
-      const metrics = [...new Set(runs.flatMap((r) => Object.keys(r.metrics)))].sort();
-      return { params, metrics };
+    async function load() {
+      const mine = ++fetchSeq;
+      const out = await api("runs", { ...params, offset: state.offset, limit: PAGE, sort: state.sort,
+        desc: state.desc, stat: statSelect.value, filter: search.value });
+      if (mine !== fetchSeq || gen !== generation) return false;
+      data = out;
+      return true;
     }
 
-    function value(r, col, stat) {
-      if (col.kind === "run") return r.run_name;
-      if (col.kind === "status") return r.status;
-      if (col.kind === "started") return r.start_time;
-      if (col.kind === "param") return r.parameters[col.name];
-      const m = r.metrics[col.name];
-      return m ? m[STATS[stat]] : undefined;
+    const runKey = (r) => `${r.experiment_name ?? ""}\u0000${r.run_name}`;
+    const charted = () => data.runs.slice(0, CHART_RUNS);
+    const colorOf = (name) => {
+      const i = charted().findIndex((r) => r.run_name === name);
+      return i < 0 ? null : RS.color(i);
+    };
+
+    function setHidden(name, hide, fromChart) {
+      if (hide) state.hidden.add(name); else state.hidden.delete(name);
+      const box = holder.querySelector(`tr[data-run="${CSS.escape(name)}"] input.eye`);
+      if (box) box.checked = !hide;
+      for (const c of state.charts) if (c.chart && c.chart !== fromChart) c.chart.setShown(name, !hide);
     }
 
-    function render() {
-      const { params, metrics } = columns();
+    function renderTable() {
+      const { parameters, metrics } = data;
       const stat = statSelect.value;
+      const field = STATS[stat];
       const cols = [
-        { kind: "run", label: "run" }, { kind: "status", label: "status" },
-        { kind: "started", label: "started" },
-        ...params.map((p) => ({ kind: "param", name: p, label: p })),
-        ...metrics.map((m) => ({ kind: "metric", name: m, label: `${m} (${stat})` })),
+        { sort: "run", label: "run" }, { sort: "status", label: "status" }, { sort: "started", label: "started" },
+        ...parameters.map((p) => ({ sort: `param:${p}`, label: p })),
+        ...metrics.map((m) => ({ sort: `metric:${m}`, label: `${m} (${stat})` })),
       ];
-      const match = matcher(search.value, stat);
-      let rows = runs.filter(match);
-      if (state.sort !== null && state.sort < cols.length) {
-        const col = cols[state.sort];
-        const missing = (v) => v === undefined || v === null || (typeof v === "number" && Number.isNaN(v));
-        rows = rows.slice().sort((a, b) => {
-          const va = value(a, col, stat), vb = value(b, col, stat);
-          if (missing(va) || missing(vb)) return missing(va) - missing(vb); // missing last
-          const c = va < vb ? -1 : va > vb ? 1 : 0;
-          return state.desc ? -c : c;
-        });
-      }
-      const metricNow = bestMetric.value || defaultBest(metrics);
+      const metricNow = metrics.includes(bestMetric.value) ? bestMetric.value : defaultBest(metrics);
       bestMetric.replaceChildren(...metrics.map((m) => h("option", { selected: m === metricNow }, m)));
       if (!state.directionTouched && metricNow) bestDir.value = String(HIGHER_IS_BETTER.test(metricNow));
-      counter.textContent = `${rows.length} of ${runs.length} runs`;
-      const head = h("tr", {}, h("th", {}, ""), cols.map((c, i) => h("th", {
-        class: "sortable" + (state.sort === i ? (state.desc ? " desc" : " asc") : ""),
-        onclick: () => { state.desc = state.sort === i ? !state.desc : false; state.sort = i; render(); },
+      counter.textContent = `${data.matched.toLocaleString()} of ${data.total.toLocaleString()} runs`;
+      const last = Math.min(data.offset + data.runs.length, data.matched);
+      pageInfo.textContent = data.matched ? `${(data.offset + 1).toLocaleString()}–${last.toLocaleString()}` : "";
+      prev.disabled = data.offset <= 0;
+      next.disabled = last >= data.matched;
+      const head = h("tr", {}, h("th", {}, ""), h("th", { title: "charted runs: show or hide" }, ""), cols.map((c) => h("th", {
+        class: "sortable" + (state.sort === c.sort ? (state.desc ? " desc" : " asc") : ""),
+        onclick: () => { state.desc = state.sort === c.sort ? !state.desc : false; state.sort = c.sort; state.offset = 0; refreshAll(); },
       }, c.label)));
-      const body = rows.slice(0, state.shown).map((r) => {
-        const key = `${r.experiment_name ?? ""}\u0000${r.run_name}`;
-        const box = h("input", { type: "checkbox", checked: state.selected.has(key),
+      const body = data.runs.map((r, i) => {
+        const key = runKey(r);
+        const box = h("input", { type: "checkbox", class: "pick", checked: state.selected.has(key),
           onchange: (ev) => { ev.target.checked ? state.selected.add(key) : state.selected.delete(key); updateCompare(); } });
+        const colour = i < CHART_RUNS ? RS.color(i) : null;
+        const eye = colour ? h("label", { class: "swatch", style: `--c: ${colour}`, title: "show on the charts" },
+          h("input", { type: "checkbox", class: "eye", checked: !state.hidden.has(r.run_name),
+            onchange: (ev) => setHidden(r.run_name, !ev.target.checked) })) : "";
         const best = state.best && state.best.run_name === r.run_name;
+        const finite = data.finite[r.run_name] || {};
         return h("tr", { class: best ? "best" : null, "data-run": r.run_name },
-          h("td", {}, box),
+          h("td", {}, box), h("td", {}, eye),
           h("td", {}, runLink(r, r.run_name)),
           h("td", {}, badge(r.status)),
           h("td", {}, time(r.start_time)),
-          params.map((p) => h("td", { class: "num" }, fmt(r.parameters[p]))),
-          metrics.map((m) => h("td", { class: "num" }, r.metrics[m] ? statText(r.metrics[m][STATS[statSelect.value]]) : "–")));
+          parameters.map((p) => h("td", { class: "num" }, fmt(r.parameters[p]))),
+          metrics.map((m) => h("td", { class: "num" }, statCell(r.metrics[m], finite[m], field))));
       });
       holder.replaceChildren(h("table", { id: "runs" }, h("thead", {}, head), h("tbody", {}, body)));
-      more.hidden = rows.length <= state.shown;
+      if (!search.placeholder.includes(">=")) search.placeholder = placeholder(data.runs);
       updateCompare();
     }
 
     function updateCompare() {
       compareBtn.disabled = state.selected.size < 1;
       compareBtn.textContent = `Compare selected (${state.selected.size})`;
+    }
+
+    // -- the charts beside the table: one per metric, a line per charted run -------------
+    function renderControls() {
+      const current = groupSelect.value;
+      groupSelect.replaceChildren(h("option", { value: "" }, "none"),
+        ...data.parameters.map((p) => h("option", { value: p, selected: p === current }, p)));
+      const pcNow = data.metrics.includes(pcMetric.value) ? pcMetric.value : bestMetric.value;
+      pcMetric.replaceChildren(...data.metrics.map((m) => h("option", { selected: m === pcNow }, m)));
+    }
+
+    function metricChart(metric) {
+      const body = h("div", { class: "chart" });
+      const caption = h("span", { class: "muted" });
+      const card = h("section", { class: "card", "data-metric": metric }, h("header", {}, h("h3", {}, metric), caption), body);
+      const entry = { metric, card, chart: null, range: null, seq: 0 };
+
+      function lines(d) {
+        const out = [];
+        d.lines.forEach((l, i) => {
+          const c = state.group ? RS.color(i) : colorOf(l.run) || RS.color(i);
+          const key = state.group ? l.label : l.run;
+          const show = state.group ? true : !state.hidden.has(l.run);
+          const band = state.group ? { min: l.min, max: l.max } : null;
+          if (state.smoothing > 0) {
+            out.push({ label: `${l.label} (raw)`, key, x: l.x, y: l.y, color: c, faint: true, show });
+            out.push({ label: l.label, key, x: l.x, y: RS.smooth(l.y, state.smoothing), color: c, show, band });
+          } else {
+            out.push({ label: l.label, key, x: l.x, y: l.y, color: c, show, band });
+          }
+        });
+        return out;
+      }
+
+      entry.draw = async function draw() {
+        const mine = ++entry.seq;
+        const runs = charted().filter((r) => r.metrics[metric]).map((r) => r.run_name);
+        if (!runs.length) { caption.textContent = "no charted run has it"; return; }
+        const width = Math.round(Math.max(body.clientWidth, 300));
+        const d = await api("curves", { experiment: experiment ?? "", metric, runs: JSON.stringify(runs),
+          x: state.group ? "step" : state.x, group: state.group || null, points: width,
+          from: entry.range ? entry.range[0] : null, to: entry.range ? entry.range[1] : null });
+        if (mine !== entry.seq || gen !== generation) return;
+        if (entry.chart) entry.chart.destroy();
+        caption.textContent = state.group ? `${d.lines.length} groups of ${runs.length} runs` : `${d.lines.length} runs`;
+        card.dataset.lines = d.lines.length;
+        entry.chart = lineChart(body, {
+          axis: d.axis, lines: lines(d), firstNonfinite: d.first_nonfinite, legend: true, yLabel: metric, height: 240,
+          onZoom: (lo, hi) => { entry.range = lo === null ? null : [lo, hi]; entry.draw(); },
+          onToggle: (key, show) => { if (!state.group) setHidden(key, !show, entry.chart); },
+        });
+      };
+      return entry;
+    }
+
+    async function renderCharts() {
+      for (const c of state.charts) if (c.chart) c.chart.destroy();
+      const match = metricMatcher(metricSearch.value);
+      const metrics = data.metrics.filter(match.test);
+      metricNote.textContent = match.error || `${metrics.length} of ${data.metrics.length} metrics`;
+      state.charts = metrics.map(metricChart);
+      chartsBox.replaceChildren(...state.charts.map((c) => c.card));
+      const n = Math.min(CHART_RUNS, data.runs.length);
+      chartsNote.textContent = n ? `The first ${n} runs of the table as sorted and filtered` +
+        (state.group ? `, grouped by ${state.group}: each group's mean, its min–max band shaded.` : "; untick a run's colour to hide it.") : "No runs.";
+      await Promise.all(state.charts.map((c) => c.draw()));
+    }
+
+    function renderParallel() {
+      const metric = pcMetric.value;
+      const field = STATS[statSelect.value];
+      const runs = data.runs.map((r) => {
+        const summary = r.metrics[metric];
+        const finite = (data.finite[r.run_name] || {})[metric];
+        let value = summary ? summary[field] : undefined;
+        if (finite && finite.nonfinite && field !== "last" && field !== "count") value = finite[field];
+        return { name: r.run_name, params: r.parameters, value };
+      });
+      const varying = data.parameters.filter((p) => new Set(data.runs.map((r) => JSON.stringify(r.parameters[p] ?? null))).size > 1);
+      const columns = varying.length ? varying : data.parameters;
+      pcBox.replaceChildren(metric && runs.length
+        ? window.RSParallel.chart(runs, columns, `${metric} (${statSelect.value})`, fmt, pcBox.clientWidth - 4)
+        : h("p", { class: "muted" }, "No metric to plot."));
+    }
+
+    async function refreshAll() {
+      if (!(await load())) return;
+      renderTable();
+      renderControls();
+      renderParallel();
+      await renderCharts();
     }
 
     async function findBest() {
@@ -291,7 +403,7 @@
         state.best = null;
         bestOut.textContent = err.message;
       }
-      render();
+      renderTable();
     }
 
     compareBtn.addEventListener("click", () => {
@@ -303,27 +415,60 @@
       location.hash = `#/compare?${new URLSearchParams({ metric: bestMetric.value || "" })}&` +
         es.map((e, i) => `e=${encodeURIComponent(e)}&r=${encodeURIComponent(rs[i])}`).join("&");
     });
-    search.addEventListener("input", () => { state.shown = PAGE; render(); });
-    statSelect.addEventListener("change", render);
-    bestMetric.addEventListener("change", () => { state.directionTouched = false; state.best = null; render(); });
+    let typing = null;
+    search.addEventListener("input", () => {
+      clearTimeout(typing);
+      typing = setTimeout(() => { state.offset = 0; refreshAll(); }, 200);
+    });
+    statSelect.addEventListener("change", refreshAll);
+    bestMetric.addEventListener("change", () => { state.directionTouched = false; state.best = null; renderTable(); });
     bestDir.addEventListener("change", () => { state.directionTouched = true; });
-    more.addEventListener("click", () => { state.shown += PAGE * 5; render(); });
+    prev.addEventListener("click", () => { state.offset = Math.max(0, state.offset - PAGE); refreshAll(); });
+    next.addEventListener("click", () => { state.offset += PAGE; refreshAll(); });
+    metricSearch.addEventListener("input", () => { renderCharts(); });
+    smoothing.addEventListener("input", () => {
+      state.smoothing = Number(smoothing.value);
+      smoothingOut.textContent = smoothing.value;
+      clearTimeout(typing);
+      typing = setTimeout(renderCharts, 60);
+    });
+    xSelect.addEventListener("change", () => { state.x = xSelect.value; for (const c of state.charts) c.range = null; renderCharts(); });
+    groupSelect.addEventListener("change", () => {
+      state.group = groupSelect.value;
+      xSelect.disabled = Boolean(state.group); // groups are aligned by step
+      for (const c of state.charts) c.range = null;
+      renderCharts();
+    });
+    pcMetric.addEventListener("change", renderParallel);
     const bestBtn = h("button", { id: "find-best", onclick: findBest }, "Find best");
 
+    if (!(await load())) return;
     view.replaceChildren(
       h("nav", { class: "crumbs" }, link("", {}, "Experiments"), " / ", title),
       h("h1", {}, title),
       h("div", { class: "toolbar" }, search, " statistic ", statSelect, counter),
       h("div", { class: "toolbar" }, compareBtn, " · best run by ", bestMetric, bestDir, bestBtn, bestOut),
-      holder,
-      more,
+      h("div", { class: "workspace" },
+        h("div", { class: "table-side" }, holder,
+          h("div", { class: "toolbar pager" }, prev, pageInfo, next)),
+        h("div", { class: "charts-side" },
+          h("div", { class: "toolbar", id: "chart-tools" }, metricSearch, metricNote,
+            h("label", {}, " smoothing ", smoothing, smoothingOut),
+            h("label", {}, " x ", xSelect), h("label", {}, " group by ", groupSelect)),
+          chartsNote, chartsBox)),
+      h("h2", {}, "Parallel coordinates"),
+      h("div", { class: "toolbar" }, "parameters against ", pcMetric,
+        h("span", { class: "muted" }, " (the runs of the page shown; the statistic chosen above)")),
+      h("section", { class: "card wide pc-card" }, pcBox),
     );
-    render();
-    ready("runs");
-    poll(gen, () => live(runs), async () => {
-      runs = (await api("runs", params)).runs;
-      render();
-    });
+    renderTable();
+    renderControls();
+    ready("runs"); // the table is up; the parallel coordinates and the charts follow
+    renderParallel();
+    await renderCharts();
+    if (gen !== generation) return;
+    ready("exp-charts");
+    poll(gen, () => live(data.runs), refreshAll);
   }
 
   // -- one run ----------------------------------------------------------------------------
@@ -413,6 +558,8 @@
     const artifacts = h("div", {});
     const workers = h("div", {});
     const cards = metrics.map((m) => metricCard(experiment, runName, m.metric, m.workers));
+    // Min, max, avg and std over the finite points of a diverged metric (see /api/run).
+    let finiteOf = Object.fromEntries(metrics.filter((m) => m.finite).map((m) => [m.metric, m.finite]));
 
     function renderRecord() {
       header.replaceChildren(
@@ -426,8 +573,15 @@
             params.length ? table(["parameter", "value"], params.map(([k, v]) => [k, fmt(v)]), { id: "parameters" })
               : h("p", { class: "muted" }, "none")),
           h("div", {}, h("h2", {}, "Metrics"),
-            ms.length ? table(["metric", "min", "max", "avg", "std", "last", "count", "last step"],
-              ms.map(([k, m]) => [k, statText(m.min), statText(m.max), statText(m.avg), statText(m.std), statText(m.last), m.count, fmt(m.last_step)]),
+            ms.length ? table(["metric", "min", "max", "avg", "std", "last", "count", "not finite", "last step"],
+              ms.map(([k, m]) => {
+                const f = finiteOf[k];
+                const kinds = f && f.nonfinite ? [f.nan ? `${f.nan} NaN` : null, f.inf ? `${f.inf} inf` : null].filter(Boolean).join(", ") : "";
+                return [k, statCell(m, f, "min", false), statCell(m, f, "max", false),
+                  statCell(m, f, "avg", false), statCell(m, f, "std", false),
+                  statText(m.last), m.count, kinds ? h("span", { class: "nonfinite" }, `${f.nonfinite} of ${m.count} (${kinds})`) : "0",
+                  fmt(m.last_step)];
+              }),
               { id: "metrics" }) : h("p", { class: "muted" }, "none"))));
       const arts = artifactRows(run);
       artifacts.replaceChildren(...(arts.length ? [h("h2", {}, "Artifacts"),
@@ -462,6 +616,7 @@
     poll(gen, () => run.status === "InProgress", async () => {
       const next = await api("run", { experiment, run: runName });
       run = next.run;
+      finiteOf = Object.fromEntries(next.metrics.filter((m) => m.finite).map((m) => [m.metric, m.finite]));
       renderRecord();
       if (next.metrics.length !== metrics.length) return viewRun(experiment, runName);
       await Promise.all(cards.map((c) => c.refresh()));
@@ -524,20 +679,30 @@
     select.addEventListener("change", () => { metric = select.value; range = null; log = null; draw(); });
     const params = [...new Set(records.flatMap((r) => Object.keys(r.parameters)))].sort();
     const differs = (p) => new Set(records.map((r) => JSON.stringify(r.parameters[p]))).size > 1;
-    const header = ["", ...records.map((r) => runLink(r, label(r)))];
-    const rows = [
-      ["status", ...records.map((r) => badge(r.status))],
-      ...params.map((p) => [h("span", { class: differs(p) ? "differs" : "" }, p),
-        ...records.map((r) => fmt(r.parameters[p]))]),
-      ...metrics.map((m) => [`${m} (last)`, ...records.map((r) => (r.metrics[m] ? statText(r.metrics[m].last) : "–"))]),
-    ];
+    // Parameters that differ between the runs are highlighted (and listed first); a box
+    // hides the ones that are the same everywhere.
+    const differing = params.filter(differs);
+    const cell = (c) => h("td", {}, c);
+    const paramRow = (p) => h("tr", { class: differs(p) ? "differs" : "same", "data-param": p },
+      cell(h("span", { class: differs(p) ? "differs" : "" }, p)), records.map((r) => cell(fmt(r.parameters[p]))));
+    const compareTable = h("table", { id: "compare-table" },
+      h("thead", {}, h("tr", {}, h("th", {}, ""), records.map((r) => h("th", {}, runLink(r, label(r)))))),
+      h("tbody", {},
+        h("tr", {}, cell("status"), records.map((r) => cell(badge(r.status)))),
+        [...differing, ...params.filter((p) => !differs(p))].map(paramRow),
+        metrics.map((m) => h("tr", {}, cell(`${m} (last)`), records.map((r) => cell(r.metrics[m] ? statText(r.metrics[m].last) : "–"))))));
+    const onlyBox = h("input", { type: "checkbox", id: "only-differing",
+      onchange: () => compareTable.classList.toggle("only-differing", onlyBox.checked) });
     view.replaceChildren(
       h("nav", { class: "crumbs" }, link("", {}, "Experiments"), " / compare"),
       h("h1", {}, `Compare ${records.length} runs`),
       h("div", { class: "toolbar" }, "metric ", select, h("label", {}, logBox, " log scale")),
       h("section", { class: "card wide" }, body),
       h("h2", {}, "Side by side"),
-      h("div", { class: "scroll" }, table(header, rows, { id: "compare-table" })),
+      h("p", { class: "toolbar" }, h("span", { id: "differ-count" },
+        differing.length ? `${differing.length} of ${params.length} parameters differ (highlighted)` : "No parameter differs"),
+        h("label", {}, onlyBox, " only the parameters that differ")),
+      h("div", { class: "scroll" }, compareTable),
     );
     if (metric) await draw();
     if (gen !== generation) return;

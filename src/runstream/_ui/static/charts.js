@@ -12,8 +12,21 @@
     "#0891b2", "#ca8a04", "#db2777", "#4b5563", "#65a30d",
   ];
 
+  // Ten distinct colours, then more spread around the hue circle (golden angle).
   function color(i) {
-    return PALETTE[i % PALETTE.length];
+    if (i < PALETTE.length) return PALETTE[i];
+    const hue = Math.round((i * 137.508) % 360);
+    return hslHex(hue, 65, 42);
+  }
+
+  function hslHex(h, s, l) {
+    const a = (s / 100) * Math.min(l / 100, 1 - l / 100);
+    const f = (n) => {
+      const k = (n + h / 30) % 12;
+      const c = l / 100 - a * Math.max(-1, Math.min(k - 3, 9 - k, 1));
+      return Math.round(255 * c).toString(16).padStart(2, "0");
+    };
+    return `#${f(0)}${f(8)}${f(4)}`;
   }
 
   function fmt(v) {
@@ -35,11 +48,43 @@
   const finite = (v) => typeof v === "number" && Number.isFinite(v);
   const drawable = (v) => (finite(v) ? v : null);
 
+  // The columns a line adds to the chart: its y, and its band's min and max when it has one.
+  function columnsOf(l, log) {
+    const ys = (v) => (log ? v.map(drawable).map(toLog) : v.map(drawable));
+    return l.band ? [ys(l.y), ys(l.band.min), ys(l.band.max)] : [ys(l.y)];
+  }
+
   // Align lines with different x onto one x array (uPlot's data shape).
   function tableOf(lines, log) {
-    const ys = lines.map((l) => (log ? l.y.map(drawable).map(toLog) : l.y.map(drawable)));
-    if (lines.length === 1) return [lines[0].x, ys[0]];
-    return uPlot.join(lines.map((l, i) => [l.x, ys[i]]));
+    if (lines.length === 1) return [lines[0].x, ...columnsOf(lines[0], log)];
+    return uPlot.join(lines.map((l) => [l.x, ...columnsOf(l, log)]));
+  }
+
+  // Exponential moving average with a weight from 0 (none) to <1, debiased as TensorBoard
+  // and W&B do so the start is not pulled towards zero; gaps (NaN, null) are kept as gaps.
+  function smooth(y, weight) {
+    if (!(weight > 0)) return y;
+    let last = 0, n = 0;
+    return y.map((v) => {
+      if (!finite(v)) return v;
+      last = last * weight + (1 - weight) * v;
+      n += 1;
+      return last / (1 - weight ** n);
+    });
+  }
+
+  // A colour with an alpha, for faint raw lines and bands.
+  function alpha(hex, a) {
+    const n = parseInt(hex.slice(1), 16);
+    return `rgba(${n >> 16}, ${(n >> 8) & 255}, ${n & 255}, ${a})`;
+  }
+
+  function duration(s) {
+    if (s === null || s === undefined) return "–";
+    const a = Math.abs(s);
+    if (a < 120) return `${+s.toPrecision(3)} s`;
+    if (a < 7200) return `${+(s / 60).toPrecision(3)} min`;
+    return `${+(s / 3600).toPrecision(3)} h`;
   }
 
   function nonfiniteMarker(getX) {
@@ -73,15 +118,36 @@
     // Few points (one final test loss, a handful of evaluations): draw them as dots, or a
     // line of one point would show nothing at all.
     const few = (lines) => lines.every((l) => l.x.length <= 60);
-    const series = [{ label: spec.axis === "time" ? "time" : "step" }].concat(
-      spec.lines.map((l, i) => ({
+    // Lines: {label, x, y, color?, faint?, show?, key?, band?: {min, max}}. A faint line is
+    // a raw line under its smoothed one; a band is a group's min-max range, filled.
+    const bands = [];
+    const series = [{ label: spec.axis === "time" ? "time" : spec.axis === "relative" ? "time since start" : "step",
+      value: spec.axis === "relative" ? (u, v) => duration(v) : undefined }];
+    const keys = [null];
+    spec.lines.forEach((l, i) => {
+      const c = l.color || color(i);
+      const shown = l.show !== false;
+      series.push({
         label: l.label,
-        stroke: color(i),
-        width: 1.5,
+        stroke: l.faint ? alpha(c, 0.28) : c,
+        width: l.faint ? 1 : 1.5,
+        show: shown,
+        class: l.faint ? "rs-raw" : undefined,
         points: { show: few(spec.lines), size: 6 },
         value: (u, v) => fmt(spec.log && v !== null ? fromLog(v) : v),
-      })),
-    );
+      });
+      keys.push(l.key ?? l.label);
+      if (l.band) {
+        const lo = series.length;
+        for (const which of ["min", "max"]) {
+          series.push({ label: `${l.label} ${which}`, stroke: alpha(c, 0.35), width: 0.5, show: shown,
+            class: "rs-band", points: { show: false }, value: (u, v) => fmt(spec.log && v !== null ? fromLog(v) : v) });
+          keys.push(l.key ?? l.label);
+        }
+        bands.push({ series: [lo + 1, lo], fill: alpha(c, 0.16) });
+      }
+    });
+    const xAxis = spec.axis === "relative" ? { values: (u, vals) => vals.map(duration) } : {};
     const yAxis = spec.log
       ? { values: (u, vals) => vals.map(logLabel), size: 70, splits: logSplits }
       : { values: (u, vals) => vals.map(fmt), size: 70 };
@@ -99,7 +165,7 @@
         },
         y: {
           range: (u, lo, hi) => {
-            const r = robust ? robustRange(current, spec.log) : null;
+            const r = robust ? robustRange(shownLines(), spec.log) : null;
             if (r) return r;
             if (lo === null || hi === null) return [0, 1];
             if (lo === hi) return [lo - (Math.abs(lo) || 1) * 0.1, hi + (Math.abs(hi) || 1) * 0.1];
@@ -108,11 +174,19 @@
           },
         },
       },
-      axes: [{}, yAxis],
+      axes: [xAxis, yAxis],
+      bands,
       legend: { show: spec.lines.length > 1 || spec.legend === true },
       cursor: { drag: { x: true, y: false, setScale: false } },
       hooks: {
         draw: [nonfiniteMarker(() => marker)],
+        // A line hidden from the legend hides its raw line and band too, and the y axis
+        // is fitted again to what is still shown (hiding a diverged run rescales).
+        setSeries: [(u, idx, opts) => {
+          if (syncing || idx === null || !opts || opts.show === undefined) return;
+          setShown(keys[idx], opts.show);
+          if (spec.onToggle) spec.onToggle(keys[idx], opts.show);
+        }],
         setSelect: [
           (u) => {
             if (u.select.width < 2 || !spec.onZoom) return;
@@ -124,7 +198,21 @@
         ],
       },
     };
-    const plot = new uPlot(opts, tableOf(spec.lines, spec.log), el);
+    let syncing = false;
+    function shownLines() {
+      if (typeof plot === "undefined") return current.filter((l) => l.show !== false);
+      const shown = new Set(keys.filter((k, i) => i > 0 && plot.series[i].show));
+      return current.filter((l) => shown.has(l.key ?? l.label));
+    }
+    function setShown(key, show) {
+      syncing = true;
+      keys.forEach((k, i) => { if (i > 0 && k === key && plot.series[i].show !== show) plot.setSeries(i, { show }); });
+      syncing = false;
+      const { min, max } = plot.scales.x; // fit y again to the lines shown, keep x
+      plot.setData(plot.data, true);
+      plot.setScale("x", { min, max });
+    }
+    var plot = new uPlot(opts, tableOf(spec.lines, spec.log), el);
     el.uplot = plot; // for tests and the curious: document.querySelector(".chart").uplot
     plot.over.addEventListener("dblclick", () => spec.onZoom && spec.onZoom(null, null));
     const resize = new ResizeObserver(() => {
@@ -139,6 +227,7 @@
         plot.destroy();
       },
       width: () => plot.bbox.width / devicePixelRatio,
+      setShown,
       // New data for the same lines; `range` keeps a zoomed x range in view.
       update(lines, firstNonfinite, range) {
         marker = firstNonfinite ?? null;
@@ -217,5 +306,5 @@
     return kept[kept.length - 1] / kept[0] > 1e6;
   }
 
-  window.RS = { color, fmt, lineChart, wideRange, parse, revive, finite };
+  window.RS = { color, fmt, lineChart, wideRange, parse, revive, finite, smooth, duration, alpha };
 })();
