@@ -22,11 +22,17 @@ WORKER = textwrap.dedent(
     from runstream import Run
 
     store, experiment, rank, steps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    late = float(sys.argv[5])
     here = Path(store)
+    if rank == 1:
+        while not (here / "ready-0").exists():
+            time.sleep(0.01)
     with Run(experiment, "ddp", backend="mlflow", store=store, worker=f"rank-{rank}") as run:
         (here / f"ready-{rank}").touch()
         while not (here / f"ready-{1 - rank}").exists():  # both are in the run before logging
             time.sleep(0.01)
+        if rank == 1:
+            time.sleep(late)  # rank 0 logs, and flushes, before rank 1 writes anything
         for step in range(steps):
             run.log_metric("loss", float(rank), step=step)
             if step % 50 == 0:
@@ -38,14 +44,20 @@ WORKER = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_two_workers_send_the_merged_series(mlflow_uri: str, client: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("late", [0.0, 2.5])
+def test_two_workers_send_the_merged_series(
+    mlflow_uri: str, client: Any, tmp_path: Path, late: float
+) -> None:
+    """``late``: rank 1 is in the run but writes nothing for that many seconds while rank 0
+    logs, flushes and closes: the steps wait for it and still merge both."""
     store = tmp_path / "store"
     store.mkdir()
     steps = 400
+    name = exp(f"workers-{late}")
     env = {**os.environ, "RUNSTREAM_WORLD_SIZE": "2"}
     workers = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(store), exp("workers"), str(rank), str(steps)],
+            [sys.executable, "-c", WORKER, str(store), name, str(rank), str(steps), str(late)],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -56,7 +68,7 @@ def test_two_workers_send_the_merged_series(mlflow_uri: str, client: Any, tmp_pa
     for worker in workers:
         _out, err = worker.communicate(timeout=240)
         assert worker.returncode == 0, err
-    found = mlflow_run(client, exp("workers"), "ddp")
+    found = mlflow_run(client, name, "ddp")
     points = history(client, found, "loss")
     # The merged series: at every step the mean of the two workers' values, once.
     assert [(s, v) for s, v, _ in points] == [(s, 0.5) for s in range(steps)]

@@ -146,16 +146,33 @@ def _point(name: str, value: float, ms: int, step: int) -> dict[str, Any]:
 
 
 def _watermark(store: LocalStore, metric_id: int, open_workers: set[str]) -> float:
-    """The last final step: one before the lowest latest step of the open workers."""
+    """The last final step: one before the lowest latest step of the open workers.
+
+    An open worker that has no step of this metric yet holds it too, until it has written
+    something after the metric's newest chunk without it (then it does not log this metric,
+    for now): a worker that starts late must not miss the merge of the first steps.
+    """
     if not open_workers:
         return math.inf
     rows = store.query(
-        "SELECT worker, max(last_step) FROM chunks WHERE metric_id = ? AND last_step >= 0 "
-        "GROUP BY worker",
+        "SELECT worker, max(last_step), max(id) FROM chunks WHERE metric_id = ? GROUP BY worker",
         (metric_id,),
     )
-    latest = [int(step) for worker, step in rows if str(worker) in open_workers]
-    return math.inf if not latest else min(latest) - 1
+    latest = {str(w): int(step) for w, step, _ in rows if step is not None and int(step) >= 0}
+    newest = max((int(i) for _, _, i in rows), default=0)
+    others = [w for w in open_workers if w not in latest]
+    bound = min((latest[w] - 1 for w in open_workers if w in latest), default=math.inf)
+    if others:
+        written = dict(
+            store.query(
+                "SELECT c.worker, max(c.id) FROM chunks c JOIN metrics m ON m.id = c.metric_id "
+                "WHERE m.run_id = (SELECT run_id FROM metrics WHERE id = ?) GROUP BY c.worker",
+                (metric_id,),
+            )
+        )
+        if any(int(written.get(w) or 0) < newest for w in others):
+            return -1  # wait for that worker's first write
+    return bound
 
 
 def batches(points: list[dict[str, Any]]) -> list[tuple[int, int]]:
