@@ -45,6 +45,7 @@ class MetricPlan:
     counts: list[int] = field(default_factory=list)  # logged points each datum stands for
     cursor: MetricCursor | None = None
     held: int = 0  # steps not final yet
+    capped: bool = False  # more chunks wait than one plan reads
 
 
 def wire_value(value: float) -> float | str:
@@ -77,7 +78,7 @@ def plan_metric(
         (cursor.metric_id, cursor.chunk_mark, max_chunks),
     )
     new = replace(cursor)
-    plan = MetricPlan(cursor=new)
+    plan = MetricPlan(cursor=new, capped=len(rows) >= max_chunks)
     if not rows:
         return plan
     decoded = [(int(i), str(w), _aggregate.decode(bytes(d))) for i, w, d in rows]

@@ -41,7 +41,7 @@ from ._plan import batches, plan_metric
 if TYPE_CHECKING:
     from ..._core._records import RunRecord
     from ..._store import LocalStore
-    from ._journal import MetricCursor, RunTarget
+    from ._journal import RunTarget
 
 __all__ = (
     "MLflowSender",
@@ -222,8 +222,10 @@ class RunSync:
     # -- metrics --------------------------------------------------------------------------
 
     async def _sync_metrics(self, open_workers: set[str], final: bool) -> bool:
-        """Send every metric's final steps. True when nothing is left but steps that wait
-        for a worker still logging (those are not late: the next round may send them)."""
+        """Send every metric's final steps. False only when a backlog remains beyond what
+        one round reads (the next round goes at once); steps that wait for a worker, and
+        chunks written during the round, wait for the next round, ``interval`` later, so
+        a live run costs its training process one round a second."""
         done = True
         for cursor in journal.metric_cursors(self.store, self.target.run_id):
             plan = plan_metric(
@@ -248,8 +250,8 @@ class RunSync:
                 resent=counters["resent"],
                 throttled=counters["throttled"],
             )
-            if _more_chunks(self.store, plan.cursor):
-                done = False
+            if plan.capped:
+                done = False  # a backlog: the next round goes at once
         return done
 
     async def _send(
@@ -503,14 +505,6 @@ def _param(value: object) -> str:
 
 def _over(record: RunRecord) -> bool:
     return record.status in _TERMINAL and all(w.status != "InProgress" for w in record.workers)
-
-
-def _more_chunks(store: LocalStore, cursor: MetricCursor) -> bool:
-    rows = store.query(
-        "SELECT count(*) FROM chunks WHERE metric_id = ? AND id > ?",
-        (cursor.metric_id, cursor.read_mark),
-    )
-    return bool(int(rows[0][0]))
 
 
 async def _put_s3(uri: str, content: bytes, media_type: str) -> None:
