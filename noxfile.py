@@ -18,7 +18,9 @@ def install(session: nox.Session, *groups: str, extras: str = "") -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite (pass pytest arguments after --)."""
-    install(session, "test", "sagemaker-sdk", extras="[aws]")  # aws: the SageMaker backend
+    # aws: the SageMaker backend (and SigV4 for SageMaker's MLflow); mlflow: httpx, and a
+    # real MLflow server and client for tests/mlflow_sync.
+    install(session, "test", "sagemaker-sdk", "mlflow-server", extras="[aws,mlflow]")
     session.run("pytest", *session.posargs)
 
 

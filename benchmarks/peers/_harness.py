@@ -21,6 +21,7 @@ from typing import Any
 
 from . import _report
 from ._envs import ensure_environment
+from ._mlflow_server import MlflowServer
 from ._moto import MotoServer
 from ._trackers import ENVIRONMENTS, TRACKERS, TrackerSpec, spec
 
@@ -209,6 +210,8 @@ def _environments(
     needed = {t.environment for t in trackers}
     if any(t.needs_moto for t in trackers):
         needed.add("moto")
+    if any(t.needs_mlflow_server for t in trackers):
+        needed.add("mlflow")
     found: dict[str, tuple[str | None, str | None]] = {}
     for name in sorted(needed):
         if args.here:
@@ -254,22 +257,38 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
             endpoint = moto.__enter__()
         except RuntimeError as error:
             moto, moto_reason = None, str(error)
+    mlflow_server: MlflowServer | None = None
+    mlflow_url, mlflow_reason = None, None
+    if any(t.needs_mlflow_server for t in trackers):
+        mlflow_python, mlflow_reason = envs.get("mlflow", (None, None))
+        if mlflow_python is not None:
+            mlflow_server = MlflowServer(mlflow_python, scratch / "mlflow-server")
+            try:
+                mlflow_url = mlflow_server.start()
+            except RuntimeError as error:
+                mlflow_server, mlflow_reason = None, str(error)
     try:
         for tracker in trackers:
             python, reason = envs[tracker.environment]
             if tracker.needs_moto and endpoint is None:
                 reason = reason or f"no moto server: {moto_reason}"
+            if tracker.needs_mlflow_server and mlflow_url is None:
+                reason = reason or f"no mlflow server: {mlflow_reason}"
             if python is None or reason:
                 row = {"tracker": tracker.name, "label": tracker.label}
                 report["rows"].append({**row, "status": "skipped", "reason": reason})
                 continue
             env = child_environment(home, endpoint if tracker.needs_moto else None)
+            if tracker.needs_mlflow_server and mlflow_url is not None:
+                env["MLFLOW_TRACKING_URI"] = mlflow_url
             report["rows"].append(measure(tracker, python, args, scratch, env))
             if not args.keep:
                 shutil.rmtree(scratch / tracker.name, ignore_errors=True)
     finally:
         if moto is not None:
             moto.stop()
+        if mlflow_server is not None:
+            mlflow_server.stop()
     python, reason = envs.get("runstream", (None, "runstream is not measured"))
     if args.scale_max and python is not None:
         report["scaling"] = _scaling(python, args, scratch, child_environment(home, None))

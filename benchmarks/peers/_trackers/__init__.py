@@ -18,7 +18,7 @@ NUMPY = "numpy==2.4.6"
 # sagemaker stays on v2, whose ``sagemaker.experiments`` is the API runstream replaces).
 ENVIRONMENTS: dict[str, tuple[str, ...]] = {
     # "{repo}" is the checkout being measured, installed editable so edits need no rebuild.
-    "runstream": ("-e", "{repo}[aws]", NUMPY),
+    "runstream": ("-e", "{repo}[aws,mlflow]", NUMPY),
     "moto": ("moto==5.2.5", "flask==3.1.3", "flask-cors==6.0.5"),
     "sagemaker": ("sagemaker==2.257.7", NUMPY),
     "mlflow": ("mlflow==3.17.2", NUMPY),
@@ -39,6 +39,8 @@ class TrackerSpec:
     adapter: str  # "module:Class", imported in the child
     label: str
     needs_moto: bool = False
+    #: logs into the MLflow server the harness starts (MLFLOW_TRACKING_URI)
+    needs_mlflow_server: bool = False
 
 
 _ADAPTERS = "benchmarks.peers._trackers"
@@ -66,6 +68,20 @@ TRACKERS: tuple[TrackerSpec, ...] = (
     TrackerSpec("mlflow-sync", "mlflow", f"{_ADAPTERS}.mlflow:MlflowSync", "MLflow, SQLite"),
     TrackerSpec(
         "mlflow-async", "mlflow", f"{_ADAPTERS}.mlflow:MlflowAsync", "MLflow, SQLite, async"
+    ),
+    TrackerSpec(
+        "runstream-mlflow",
+        "runstream",
+        f"{_ADAPTERS}.rs:RunstreamMLflow",
+        "runstream -> MLflow server",
+        needs_mlflow_server=True,
+    ),
+    TrackerSpec(
+        "mlflow-server-async",
+        "mlflow",
+        f"{_ADAPTERS}.mlflow:MlflowServerAsync",
+        "MLflow's async client -> MLflow server",
+        needs_mlflow_server=True,
     ),
     TrackerSpec("wandb", "wandb", f"{_ADAPTERS}.wandb:Wandb", "W&B offline"),
     TrackerSpec(

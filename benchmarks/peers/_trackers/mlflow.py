@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 from .base import Adapter, module
 
-__all__ = ("MlflowAsync", "MlflowSync")
+__all__ = ("MlflowAsync", "MlflowServerAsync", "MlflowSync")
 
 
 class MlflowSync(Adapter):
@@ -57,3 +58,28 @@ class MlflowAsync(MlflowSync):
             "mlflow.config.enable_async_logging(True), MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS=1;"
             " close = flush_async_logging() + end_run()"
         ]
+
+
+class MlflowServerAsync(MlflowAsync):
+    """The async client logging over REST into the harness's ``mlflow server``."""
+
+    @property
+    def _uri(self) -> str:
+        return os.environ["MLFLOW_TRACKING_URI"]
+
+    def open(self) -> Callable[..., object]:
+        self._opened = time.perf_counter()
+        return super().open()
+
+    def close(self) -> None:
+        super().close()  # flush_async_logging(): returns once the server has every point
+        self._acked_s = time.perf_counter() - self._opened
+
+    def read_back(self) -> dict[str, int]:
+        counts = super().read_back()
+        return {"mlflow server": counts["sqlite"]}
+
+    def notes(self) -> list[str]:
+        rate = getattr(self, "_acked_s", None)
+        extra = [] if rate is None else [f"everything acknowledged {rate:.2f}s after open"]
+        return [*super().notes(), "over REST to the harness's mlflow server", *extra]

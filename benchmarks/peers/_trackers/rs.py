@@ -6,6 +6,7 @@ import inspect
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -13,7 +14,7 @@ import runstream
 
 from .base import Adapter, Unavailable
 
-__all__ = ("Runstream", "RunstreamDict", "RunstreamSageMaker")
+__all__ = ("Runstream", "RunstreamDict", "RunstreamMLflow", "RunstreamSageMaker")
 
 
 class Runstream(Adapter):
@@ -83,4 +84,50 @@ class RunstreamSageMaker(Runstream):
             "read back from the local journal and the points SageMaker acknowledged (sync "
             "state, after the store's agent finished); SageMaker receives every step's mean "
             "(steps are grouped only past RUNSTREAM_MAX_LAG)"
+        ]
+
+
+class RunstreamMLflow(Runstream):
+    """``Run(..., backend="mlflow")`` into the harness's ``mlflow server``."""
+
+    distributions = ("runstream", "numpy", "httpx")
+
+    def _options(self) -> dict[str, Any]:
+        from runstream._backends import BACKENDS
+
+        if "mlflow" not in BACKENDS:
+            raise Unavailable("this runstream has no MLflow backend yet")
+        return {**super()._options(), "backend": "mlflow", "close_timeout": 600.0}
+
+    def open(self) -> Callable[..., object]:
+        self._opened = time.perf_counter()
+        return super().open()
+
+    def close(self) -> None:
+        super().close()  # drains the sender: returns once MLflow acknowledged everything
+        self._acked_s = time.perf_counter() - self._opened
+        sync = self.run.stats.sync
+        self._acked = 0 if sync is None else sync.points_sent
+
+    def read_back(self) -> dict[str, int]:
+        """The local store, and every point the MLflow server holds (read over REST)."""
+        counts = super().read_back()
+        shown = subprocess.run(
+            [sys.executable, "-m", "runstream", "show", self.context.experiment,
+             self.context.run, "--backend", "mlflow", "--json"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        metrics = json.loads(shown.stdout)["metrics"]
+        counts["mlflow server"] = sum(
+            int(metrics[n]["count"]) for n in self.context.names if n in metrics
+        )
+        return counts
+
+    def notes(self) -> list[str]:
+        if getattr(self, "_acked_s", None) is None:
+            return ["one MLflow point per step (the merged series), sent by the run's sender"]
+        rate = self._acked / self._acked_s if self._acked_s else 0.0
+        return [
+            f"{self._acked:,} points acknowledged {self._acked_s:.2f}s after open "
+            f"({rate:,.0f} points/s); one MLflow point per step, runs/log-batch of 1,000"
         ]

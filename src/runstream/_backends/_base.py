@@ -5,7 +5,9 @@ credentials (the preflight: the only AWS work the training process does), regist
 run for sync, and starts the store's *agent* (:mod:`._agent`) if none runs: a process of
 its own that sends what the store holds to SageMaker Experiments and S3 and acknowledges
 it in the store's journal. The run keeps a *link* (a :class:`Sender`) that reads the sync
-state and, inside a SageMaker job, waits for the agent at close. The default,
+state and, inside a SageMaker job, waits for the agent at close. ``backend="mlflow"``
+starts a sender in the run's flusher loop that syncs to the MLflow tracking server of
+``MLFLOW_TRACKING_URI`` (:mod:`.mlflow`; not yet moved to the agent). The default,
 ``"local"``, has none. The sinks' interface is in :mod:`._sink`.
 """
 
@@ -41,7 +43,7 @@ ENV_RESOLUTION = "RUNSTREAM_RESOLUTION"
 #: ``1``: closing a run waits for the agent to send it (as always inside a SageMaker job)
 ENV_CLOSE_WAIT = "RUNSTREAM_CLOSE_WAIT"
 RESOLUTIONS = ("auto", "full")
-BACKENDS = ("local", "sagemaker")
+BACKENDS = ("local", "sagemaker", "mlflow")
 # What boto3's upload_file takes as ExtraArgs (boto3.s3.transfer.S3Transfer's list),
 # known without importing boto3, so log_file(extra_args=) is checked at the call.
 S3_UPLOAD_ARGS = frozenset(
@@ -110,6 +112,8 @@ def resolve_backend(backend: str | None, experiment: str | None, tc_name: str) -
     source = "backend" if backend is not None else ENV_BACKEND
     if name not in BACKENDS:
         raise ValueError(f"{source}={name!r} is not a backend; choose one of {BACKENDS}")
+    if name == "mlflow":
+        _check_mlflow()
     if name == "sagemaker":
         if importlib.util.find_spec("aioboto3") is None:
             raise ImportError(
@@ -149,6 +153,16 @@ def open_senders(
 
     :raises runstream.BackendError: the backend refuses the run's credentials
     """
+    if backend == "mlflow":
+        from .mlflow import MLflowSender
+        from .mlflow import preflight as mlflow_preflight
+        from .mlflow._journal import new_owner
+
+        owner = new_owner()
+        endpoint = mlflow_preflight(store, run_id, owner=owner)
+        return [
+            MLflowSender(store, run_id, endpoint=endpoint, owner=owner, close_timeout=close_timeout)
+        ]
     if backend != "sagemaker":
         return []
     from . import _journal
@@ -189,12 +203,34 @@ def create_entities(
 
     :raises runstream.BackendError: the backend refuses the run's credentials
     """
+    if backend == "mlflow":
+        from .mlflow import preflight as mlflow_preflight
+
+        mlflow_preflight(store, run_id)
+        return
     if backend != "sagemaker":
         return
     from .sagemaker import preflight
 
     bucket, prefix = s3_location(artifact_bucket, artifact_prefix, sagemaker_session)
     preflight(store, run_id, bucket_name=bucket, prefix=prefix, sagemaker_session=sagemaker_session)
+
+
+def _check_mlflow() -> None:
+    """``backend="mlflow"`` needs httpx, and a URI it can use (checked at ``Run(...)``)."""
+    if importlib.util.find_spec("httpx") is None:
+        raise ImportError(
+            "backend='mlflow' needs httpx: install runstream's mlflow extra "
+            "(pip install 'runstream[mlflow]')"
+        )
+    from .mlflow import endpoint_from_uri
+
+    endpoint = endpoint_from_uri()  # EndpointError is a ValueError: the URI is wrong
+    if endpoint.signer is not None and importlib.util.find_spec("botocore") is None:
+        raise ImportError(
+            "MLFLOW_TRACKING_URI is a SageMaker ARN: signing its requests needs botocore, "
+            "install runstream's aws extra too (pip install 'runstream[mlflow,aws]')"
+        )
 
 
 DEFAULT_ARTIFACT_PREFIX = "trial-component-artifacts"

@@ -1,7 +1,9 @@
 """Commands that browse a store: experiments, runs, show, series, stragglers, delete.
 
-``runs`` and ``show`` also read from SageMaker (``--backend sagemaker``): a read-only view
-with the store's reading methods, so the tables and ``--json`` shapes are the same.
+``runs`` and ``show`` also read from SageMaker (``--backend sagemaker``), and ``runs``,
+``show`` and ``series`` from an MLflow server (``--backend mlflow``): read-only views with
+the store's reading methods, so the tables and ``--json`` shapes are the same.
+
 """
 
 from __future__ import annotations
@@ -28,16 +30,22 @@ def _backend_option(parser: argparse.ArgumentParser) -> None:
         "--backend",
         choices=BACKENDS,
         default="local",
-        help="read from the local store (default) or from SageMaker",
+        help="read from the local store (default), from SageMaker, or from the MLflow "
+        "server of MLFLOW_TRACKING_URI",
     )
 
 
 def _source(args: argparse.Namespace, store: LocalStore) -> LocalStore:
     """The store, or SageMaker read through the same methods when ``--backend`` says so."""
-    if args.backend == "sagemaker":
+    backend = getattr(args, "backend", "local")
+    if backend == "sagemaker":
         from .._backends.sagemaker import SageMakerView
 
         return cast("LocalStore", SageMakerView())
+    if backend == "mlflow":
+        from .._backends.mlflow._read import MLflowView
+
+        return cast("LocalStore", MLflowView())
     return store
 
 
@@ -190,6 +198,13 @@ def _series_arguments(parser: argparse.ArgumentParser) -> None:
     view.add_argument(
         "--by-worker", action="store_true", help="every worker's series (JSON: worker -> rows)"
     )
+    parser.add_argument(
+        "--backend",
+        choices=("local", "mlflow"),
+        default="local",
+        help="read from the local store (default) or from the MLflow server of "
+        "MLFLOW_TRACKING_URI (the merged series)",
+    )
 
 
 def _series_table(rows: Sequence[Any]) -> str:
@@ -200,6 +215,7 @@ def _series_table(rows: Sequence[Any]) -> str:
 
 
 def _series(args: argparse.Namespace, store: LocalStore) -> Any:
+    store = _source(args, store)
     key = _find_metric(store, args)
     if args.by_worker:
         views = {w: s.rows() for w, s in store.worker_series(key.run_id, args.metric).items()}

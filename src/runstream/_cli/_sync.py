@@ -1,4 +1,7 @@
-"""Command-line side of the SageMaker backend: ``sync`` and ``status``.
+"""Command-line side of the remote backends: ``sync`` and ``status``.
+
+``runstream sync --backend mlflow`` does the same for the MLflow server of
+``MLFLOW_TRACKING_URI``; ``status`` lists the runs registered for either backend.
 
 ``runstream sync [EXPERIMENT [RUN]]`` sends what the store holds and SageMaker has not
 acknowledged (naming an experiment or run also registers it, so a run logged locally
@@ -39,6 +42,13 @@ def _sync_arguments(parser: argparse.ArgumentParser) -> None:
         "--follow",
         action="store_true",
         help="keep serving as the store's agent (new data of running trainings) until Ctrl-C",
+    )
+    parser.add_argument(
+        "--backend",
+        dest="sync_backend",
+        choices=("sagemaker", "mlflow"),
+        default="sagemaker",
+        help="where to send (mlflow: the server of MLFLOW_TRACKING_URI)",
     )
 
 
@@ -86,8 +96,40 @@ def _print(statuses: Sequence[SyncStatus], agent: str | None = None) -> None:
         print(f"agent: {agent}")
 
 
+def _mlflow_ids(store: LocalStore, args: argparse.Namespace, *, register: bool) -> list[int]:
+    from .._backends.mlflow import _journal
+
+    if not args.experiment:
+        return [t.run_id for t in _journal.targets(store)]
+    experiment = None if args.experiment == "-" else args.experiment.lower()
+    if args.run:
+        keys = [store.find_run(experiment, args.run.lower())]
+    else:
+        if experiment is not None:
+            store.experiment(experiment)
+        keys = [k for k, _ in store.run_keys(experiment, unassigned=experiment is None)]
+    if register:
+        from .._backends.mlflow import EndpointError, endpoint_from_uri
+
+        try:
+            uri = endpoint_from_uri().uri
+        except EndpointError as exc:
+            raise SystemExit(f"runstream sync: {exc}") from exc
+        for key in keys:
+            _journal.register(store, key.run_id, uri)
+    return [k.run_id for k in keys]
+
+
 def _sync(args: argparse.Namespace, store: LocalStore) -> Any:
     import sys
+
+    if args.sync_backend == "mlflow":
+        from .._backends.mlflow import sync_store as mlflow_sync
+
+        found = mlflow_sync(store, _mlflow_ids(store, args, register=True), timeout=args.timeout)
+        if not args.json:
+            _print(found)
+        return found
 
     from .._backends._agent import sync_store
     from .._backends._journal import agent_description
@@ -151,6 +193,12 @@ def _status(args: argparse.Namespace, store: LocalStore) -> Any:
 
         found = statuses(store, _selected_ids(store, args, register=False))
         agent = agent_description(store)
+    try:
+        from .._backends.mlflow import statuses as mlflow_statuses
+    except ImportError:  # no mlflow extra: nothing can have been registered
+        pass
+    else:
+        found += mlflow_statuses(store, _mlflow_ids(store, args, register=False))
     if not args.json:
         _print(found, agent)
     return found
@@ -159,14 +207,15 @@ def _status(args: argparse.Namespace, store: LocalStore) -> Any:
 COMMANDS: tuple[Command, ...] = (
     Command(
         "sync",
-        "send what SageMaker has not acknowledged yet (all registered runs by default)",
+        "send what SageMaker (or, with --backend mlflow, MLflow) has not acknowledged yet "
+        "(all registered runs by default)",
         _sync_arguments,
         _sync,
         writes=True,
     ),
     Command(
         "status",
-        "the sync state of each run registered for SageMaker (no network)",
+        "the sync state of each run registered for SageMaker or MLflow (no network)",
         _selection,
         _status,
     ),

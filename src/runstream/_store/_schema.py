@@ -15,7 +15,7 @@ checksums with them), nothing else changes; 6, the sync tables keyed by sink
 (``backend``), so several sinks (SageMaker, MLflow) sync one run each at its own pace, with
 the stride of the data sent, ``log_file(extra_args=)`` kept for the agent (``sync_files``),
 the store's agent lease (``sync_agent``) and the training processes it serves
-(``sync_clients``).
+(``sync_clients``); 7, the MLflow backend's sync state (``sync_mlflow_*``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 __all__ = ("DB_NAME", "SCHEMA_VERSION", "migrate")
 
 DB_NAME = "runstream.db"
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 _DATA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -353,6 +353,59 @@ def _sink_keys(db: sqlite3.Connection) -> None:
     _create(_SINK_TABLES)(db)
 
 
+# Version 7: the MLflow backend's sync state (runstream._backends.mlflow._journal): its runs
+# (experiment and run ids, the parameters sent, a lease), per-metric marks, refused items,
+# uploaded files.
+_MLFLOW = """
+CREATE TABLE IF NOT EXISTS sync_mlflow_runs (
+    run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+    uri TEXT NOT NULL,
+    experiment_id TEXT,
+    mlflow_run_id TEXT,
+    params TEXT NOT NULL DEFAULT '{}',
+    refused TEXT NOT NULL DEFAULT '{}',
+    fingerprint TEXT,
+    points_sent INTEGER NOT NULL DEFAULT 0,
+    points_retried INTEGER NOT NULL DEFAULT 0,
+    points_rejected INTEGER NOT NULL DEFAULT 0,
+    data_sent INTEGER NOT NULL DEFAULT 0,
+    api_calls INTEGER NOT NULL DEFAULT 0,
+    throttled INTEGER NOT NULL DEFAULT 0,
+    files_uploaded INTEGER NOT NULL DEFAULT 0,
+    blocked TEXT,
+    last_error TEXT,
+    last_sync REAL,
+    lease_owner TEXT,
+    lease_expires REAL
+);
+CREATE TABLE IF NOT EXISTS sync_mlflow_metrics (
+    metric_id INTEGER PRIMARY KEY REFERENCES metrics(id) ON DELETE CASCADE,
+    chunk_mark INTEGER NOT NULL DEFAULT 0,
+    read_mark INTEGER NOT NULL DEFAULT 0,
+    step_mark INTEGER NOT NULL DEFAULT -1,
+    time_ms INTEGER NOT NULL DEFAULT -1
+);
+CREATE TABLE IF NOT EXISTS sync_mlflow_rejected (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    what TEXT NOT NULL,
+    name TEXT NOT NULL,
+    step INTEGER,
+    value TEXT,
+    points INTEGER NOT NULL DEFAULT 0,
+    code TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sync_mlflow_files (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    direction TEXT NOT NULL,
+    name TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    uri TEXT NOT NULL,
+    PRIMARY KEY (run_id, direction, name)
+)
+"""
+
+
 # What each version adds to the one before it.
 _STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _create(_DATA),
@@ -361,6 +414,7 @@ _STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {
     4: _add_columns(_CHECKSUMS),
     5: _upgrade_step_keys,
     6: _sink_keys,
+    7: _create(_MLFLOW),
 }
 
 

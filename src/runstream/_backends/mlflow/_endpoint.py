@@ -1,0 +1,178 @@
+"""Where ``MLFLOW_TRACKING_URI`` points, and how its requests are signed.
+
+Two kinds of tracking URI:
+
+- the ``http(s)://`` URL of any MLflow tracking server (self-hosted, a container, a
+  managed one behind a proxy); ``MLFLOW_TRACKING_TOKEN`` (a bearer token) or
+  ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD`` (basic auth) are sent as
+  MLflow's own client sends them;
+- the ARN of a SageMaker MLflow tracking server or MLflow App. Its requests go where AWS's
+  ``sagemaker-mlflow`` plugin sends them and are signed as that plugin signs them:
+
+  ======================= ============================================== ===================
+  ARN resource type       URL                                            SigV4 service
+  ======================= ============================================== ===================
+  mlflow-tracking-server  ``https://{region}.experiments.sagemaker.aws`` ``sagemaker-mlflow``
+  mlflow-app              ``https://mlflow.sagemaker.{region}.app.aws``  ``sagemaker``
+  ======================= ============================================== ===================
+
+  with the ARN in ``x-mlflow-sm-tracking-server-arn`` (an App: ``x-sm-mlflow-app-arn``),
+  ``X-Amz-Content-SHA256`` set to the body's SHA-256, ``Content-Length`` signed as
+  requests sets it (MLflow's client is built on requests), the ``Connection`` header left out
+  of the signature, ``+`` in GET and DELETE URLs signed as ``%20``, and botocore's
+  ``SigV4Auth`` for the region in the ARN. ``SAGEMAKER_MLFLOW_CUSTOM_ENDPOINT`` overrides
+  the URL, as in the plugin. Credentials come from botocore's usual chain (``AWS_PROFILE``,
+  the environment, files, roles); botocore ships with the ``aws`` extra.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = (
+    "ENV_TRACKING_URI",
+    "Endpoint",
+    "EndpointError",
+    "SigV4Signer",
+    "endpoint_from_uri",
+)
+
+ENV_TRACKING_URI = "MLFLOW_TRACKING_URI"
+ENV_CUSTOM_ENDPOINT = "SAGEMAKER_MLFLOW_CUSTOM_ENDPOINT"
+EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+# resource type -> (URL template, SigV4 service, routing header): the plugin's table.
+_SAGEMAKER_RESOURCES = {
+    "mlflow-tracking-server": (
+        "https://{region}.experiments.sagemaker.{suffix}",
+        "sagemaker-mlflow",
+        "x-mlflow-sm-tracking-server-arn",
+    ),
+    "mlflow-app": (
+        "https://mlflow.sagemaker.{region}.app.{suffix}",
+        "sagemaker",
+        "x-sm-mlflow-app-arn",
+    ),
+}
+_DNS_SUFFIX = {"aws": "aws", "aws-us-gov": "aws"}
+
+
+class EndpointError(ValueError):
+    """``MLFLOW_TRACKING_URI`` is missing or is neither an http(s) URL nor a SageMaker
+    MLflow ARN."""
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """An MLflow server: its base URL, the headers every request carries, its signer."""
+
+    uri: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    signer: SigV4Signer | None = None
+
+    @property
+    def arn(self) -> str | None:
+        return self.uri if self.uri.startswith("arn:") else None
+
+
+class SigV4Signer:
+    """Signs a request as ``sagemaker_mlflow.auth.AuthBoto`` does, with botocore."""
+
+    def __init__(self, region: str, service: str, credentials: Any = None) -> None:
+        self.region = region
+        self.service = service
+        self._credentials = credentials
+
+    def credentials(self) -> Any:
+        if self._credentials is None:
+            import botocore.session
+
+            found = botocore.session.Session().get_credentials()
+            if found is None:
+                raise PermissionError(
+                    "no AWS credentials found to sign requests to SageMaker's MLflow "
+                    "(AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, roles)"
+                )
+            self._credentials = found
+        return self._credentials
+
+    def sign(self, method: str, url: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
+        """The headers to send: ``headers`` plus the content hash and the signature."""
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        signed = {k: v for k, v in headers.items() if k.lower() != "connection"}
+        if body or method not in ("GET", "HEAD"):
+            signed["Content-Length"] = str(len(body))  # as requests sets it, and signs it
+        signed["X-Amz-Content-SHA256"] = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
+        if method in ("GET", "DELETE"):
+            url = url.replace("+", "%20")  # as the plugin: spaces are signed as %20
+        request = AWSRequest(method=method, url=url, data=body, headers=signed)
+        SigV4Auth(self.credentials(), self.service, self.region).add_auth(request)
+        return dict(request.headers.items())
+
+
+def endpoint_from_uri(uri: str | None = None, *, credentials: Any = None) -> Endpoint:
+    """The server ``uri`` (default ``$MLFLOW_TRACKING_URI``) names.
+
+    :raises EndpointError: no URI, or one that is not an http(s) URL or a SageMaker MLflow ARN
+    """
+    uri = uri if uri is not None else os.environ.get(ENV_TRACKING_URI)
+    if not uri:
+        raise EndpointError(
+            "backend='mlflow' needs MLFLOW_TRACKING_URI: the http(s) URL of an MLflow "
+            "tracking server, or the ARN of a SageMaker MLflow tracking server or App"
+        )
+    uri = uri.strip()
+    if uri.startswith("arn:"):
+        return _sagemaker(uri, credentials)
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise EndpointError(
+            f"MLFLOW_TRACKING_URI={uri!r} is not an http(s) URL or a SageMaker MLflow ARN "
+            "(runstream talks to a tracking server; a local mlruns folder or a database URI "
+            "is MLflow's client-side store)"
+        )
+    headers: dict[str, str] = {}
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    user, password = (
+        os.environ.get("MLFLOW_TRACKING_USERNAME"),
+        os.environ.get("MLFLOW_TRACKING_PASSWORD"),
+    )
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    elif user and password:
+        pair = base64.standard_b64encode(f"{user}:{password}".encode()).decode()
+        headers["Authorization"] = f"Basic {pair}"
+    return Endpoint(uri=uri, url=uri.rstrip("/"), headers=headers)
+
+
+def _sagemaker(arn: str, credentials: Any) -> Endpoint:
+    parts = arn.split(":", 5)
+    if len(parts) != 6 or parts[2] != "sagemaker" or "/" not in parts[5]:
+        raise EndpointError(f"{arn!r} is not the ARN of a SageMaker MLflow tracking server or App")
+    partition, region = parts[1], parts[3]
+    resource_type, _, resource_id = parts[5].partition("/")
+    if resource_type not in _SAGEMAKER_RESOURCES or not resource_id or not region:
+        raise EndpointError(
+            f"{arn!r}: runstream knows SageMaker MLflow resources of type "
+            f"{sorted(_SAGEMAKER_RESOURCES)}, not {resource_type!r}"
+        )
+    if partition not in _DNS_SUFFIX:
+        raise EndpointError(f"{arn!r}: partition {partition!r} is not supported")
+    template, service, header = _SAGEMAKER_RESOURCES[resource_type]
+    url = os.environ.get(ENV_CUSTOM_ENDPOINT) or template.format(
+        region=region, suffix=_DNS_SUFFIX[partition]
+    )
+    return Endpoint(
+        uri=arn,
+        url=url.rstrip("/"),
+        headers={header: arn},
+        signer=SigV4Signer(region, service, credentials),
+    )

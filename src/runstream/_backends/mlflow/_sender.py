@@ -1,0 +1,805 @@
+"""The MLflow sender: moves what the store holds and the MLflow server has not acknowledged.
+
+:class:`RunSync` syncs one run in rounds: create-or-get its experiment and run (once),
+send each metric's merged series through ``runs/log-batch`` (:mod:`._plan`), upload new
+``log_file`` copies, then bring parameters, tags, status and end time up to date. Each
+metric's position moves in the store only after MLflow acknowledged all of that round's
+points; a round sent again after a crash or a lost response sends the same points, which
+MLflow stores once.
+
+Failures never reach the training loop: 429, 5xx and network errors are retried with
+back-off (the same batch); a batch refused with INVALID_PARAMETER_VALUE is split in halves
+until the refused points are alone, and those are reported and kept locally; refused
+credentials (401/403) *block* the run until they work again. :class:`MLflowSender` runs in
+the run's flusher event loop behind the :class:`~runstream._backends.Sender` protocol;
+:func:`sync_store` is ``runstream sync`` for runs registered for MLflow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+import orjson
+
+from ..._core._batch import RunKey
+from ..._core._exceptions import BackendError
+from ..._core._records import SyncStatus
+from ..._flush._backoff import Backoff
+from . import _journal as journal
+from ._client import Failure, MLflowClient, MLflowError, Outcome, classify
+from ._endpoint import Endpoint, EndpointError, endpoint_from_uri
+from ._plan import batches, plan_metric
+
+if TYPE_CHECKING:
+    from ..._core._records import RunRecord
+    from ..._store import LocalStore
+    from ._journal import RunTarget
+
+__all__ = (
+    "MLflowSender",
+    "RunSync",
+    "SyncConfig",
+    "pending_points",
+    "preflight",
+    "replace_status",
+    "status",
+    "statuses",
+    "sync_store",
+)
+
+T = TypeVar("T")
+_log = logging.getLogger("runstream")
+
+STATUS = {"Completed": "FINISHED", "Failed": "FAILED", "Stopped": "KILLED"}
+_TERMINAL = frozenset(STATUS)
+DEFAULT_EXPERIMENT = "0"  # MLflow's "Default" experiment: runs logged with no experiment
+
+
+@dataclass(frozen=True, slots=True)
+class SyncConfig:
+    interval: float = 1.0
+    max_chunks: int = 256
+    lease_ttl: float = 30.0
+    blocked_retry: float = 60.0
+    max_backoff: float = 30.0
+
+
+DEFAULT_CONFIG = SyncConfig()
+
+
+class _Stop(Exception):
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(str(outcome))
+        self.outcome = outcome
+
+
+class RunSync:
+    """Syncs one run to an MLflow server, a round at a time."""
+
+    def __init__(
+        self,
+        store: LocalStore,
+        target: RunTarget,
+        client: MLflowClient,
+        *,
+        owner: str,
+        config: SyncConfig = DEFAULT_CONFIG,
+        final: bool = False,
+    ) -> None:
+        self.store = store
+        self.target = target
+        self._client = client
+        self._owner = owner
+        self._config = config
+        self._backoff = Backoff(cap=config.max_backoff)
+        self.final = final
+        self.blocked: str | None = None
+        self.elsewhere = False
+        self.files_pending = 0
+        #: other workers still log into the run: its latest steps wait for them
+        self.others_open = False
+        self.snapshot: SyncStatus | None = None
+        self._artifact_uri: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._backoff.ready
+
+    async def wait(self) -> None:
+        await self._backoff.wait()
+
+    async def round(self) -> bool:
+        """Send what is pending now. True when everything known was acknowledged."""
+        store, run_id = self.store, self.target.run_id
+        if not journal.acquire_lease(store, run_id, self._owner, self._config.lease_ttl):
+            self.elsewhere = True
+            return False
+        self.elsewhere = False
+        # Another process may have sent this run while this one waited for the lease.
+        self.target = journal.targets(store, [run_id])[0]
+        try:
+            caught_up = await self._round()
+        except _Stop as stop:
+            await self._failed(stop.outcome)
+            return False
+        except Exception as exc:  # a bug or an unforeseen error: never into the run
+            _log.exception("runstream: syncing run %r to MLflow failed", self.target.run_name)
+            await self._failed(classify(exc))
+            return False
+        self.blocked = None
+        self._backoff.succeeded()
+        journal.note(store, run_id, caught_up=caught_up)
+        self.refresh()
+        return caught_up
+
+    async def _round(self) -> bool:
+        if self.target.mlflow_run_id is None:
+            await self.ensure_run()
+        record = self._record()
+        final = self.final or _over(record)
+        open_workers = (
+            set() if final else {w.worker for w in record.workers if w.status == "InProgress"}
+        )
+        self.others_open = bool(open_workers)
+        metrics_done = await self._sync_metrics(open_workers, final)
+        files_done = await self._sync_files(record)
+        await self._sync_run(self._record())
+        return metrics_done and files_done
+
+    async def ensure_run(self) -> None:
+        """Create-or-get the MLflow experiment and run (the run by its name)."""
+        target = self.target
+        record = self._record()
+        try:
+            if target.experiment_name is None:
+                experiment_id = DEFAULT_EXPERIMENT
+            else:
+                experiment_id = await self._client.experiment_id(target.experiment_name)
+            found = await self._client.find_run(experiment_id, target.run_name)
+            if found is None:
+                start = record.start_time or record.created
+                created = await self._client.post(
+                    "runs/create",
+                    {
+                        "experiment_id": experiment_id,
+                        "run_name": target.run_name,
+                        "start_time": int(start * 1000),
+                        "tags": [{"key": k, "value": v} for k, v in _tags(target, record)],
+                    },
+                )
+                info = created["run"]["info"]
+            else:
+                info = found["info"]
+        except Exception as exc:
+            raise _Stop(classify(exc)) from exc
+        run_id = str(info["run_id"])
+        self._artifact_uri = info.get("artifact_uri")
+        journal.set_ids(self.store, target.run_id, experiment_id, run_id)
+        self.target = replace(target, experiment_id=experiment_id, mlflow_run_id=run_id)
+
+    async def _failed(self, outcome: Outcome) -> None:
+        message = str(outcome)
+        if outcome.failure is Failure.AUTH:
+            self.blocked = (
+                f"the MLflow server refused the credentials ({message}); data stays local"
+            )
+            self._backoff.not_before = time.monotonic() + self._config.blocked_retry
+        else:
+            self._backoff.failed()
+        journal.note(
+            self.store,
+            self.target.run_id,
+            error=message,
+            blocked=self.blocked,
+            throttled=int(outcome.failure is Failure.THROTTLED),
+        )
+        _log.warning(
+            "runstream: sync of run %r to MLflow: %s (will retry; data stays in %s)",
+            self.target.run_name,
+            message,
+            self.store.path,
+        )
+        self.refresh()
+
+    def _record(self) -> RunRecord:
+        t = self.target
+        return self.store.records([RunKey(t.run_id, t.experiment_name, t.run_name)])[0]
+
+    def refresh(self) -> None:
+        self.snapshot = status(self.store, self.target, files_pending=self.files_pending)
+
+    def release(self) -> None:
+        journal.release_lease(self.store, self.target.run_id, self._owner)
+
+    # -- metrics --------------------------------------------------------------------------
+
+    async def _sync_metrics(self, open_workers: set[str], final: bool) -> bool:
+        """Send every metric's final steps. False only when a backlog remains beyond what
+        one round reads (the next round goes at once); steps that wait for a worker, and
+        chunks written during the round, wait for the next round, ``interval`` later, so
+        a live run costs its training process one round a second."""
+        done = True
+        for cursor in journal.metric_cursors(self.store, self.target.run_id):
+            plan = plan_metric(
+                self.store, cursor, open_workers, final=final, max_chunks=self._config.max_chunks
+            )
+            assert plan.cursor is not None
+            if not plan.points and plan.cursor == cursor:
+                continue  # nothing new: no write
+            rejected: list[tuple[int, Any, int, str]] = []
+            counters = {"calls": 0, "resent": 0, "throttled": 0}
+            for start, end in batches(plan.points):
+                await self._send(plan.points[start:end], plan.counts[start:end], rejected, counters)
+            sent = sum(plan.counts) - sum(r[2] for r in rejected)
+            journal.commit_metric(
+                self.store,
+                self.target.run_id,
+                plan.cursor,
+                points=sent,
+                data=len(plan.points) - len(rejected),
+                calls=counters["calls"],
+                rejected=rejected,
+                resent=counters["resent"],
+                throttled=counters["throttled"],
+            )
+            if plan.capped:
+                done = False  # a backlog: the next round goes at once
+        return done
+
+    async def _send(
+        self,
+        points: list[dict[str, Any]],
+        counts: list[int],
+        rejected: list[tuple[int, Any, int, str]],
+        counters: dict[str, int],
+    ) -> None:
+        """Send one batch until acknowledged; isolate the points MLflow refuses."""
+        run_id = self.target.mlflow_run_id
+        assert run_id is not None
+        while True:
+            try:
+                counters["calls"] += 1
+                await self._client.log_batch(run_id, metrics=points)
+                self._backoff.succeeded()
+                return
+            except Exception as exc:
+                outcome = classify(exc)
+                if outcome.failure is Failure.AUTH or (
+                    isinstance(exc, MLflowError) and exc.code == "RESOURCE_DOES_NOT_EXIST"
+                ):
+                    raise _Stop(outcome) from exc
+                if outcome.failure is Failure.REJECTED:
+                    break
+                counters["resent"] += sum(counts)
+                counters["throttled"] += int(outcome.failure is Failure.THROTTLED)
+                if self.snapshot is not None:
+                    self.snapshot = replace_status(self.snapshot, last_error=str(outcome))
+                delay = self._backoff.failed()
+                _log.debug("runstream: MLflow log-batch %s; retrying in %.2fs", outcome, delay)
+                await anyio.sleep(delay)
+        if len(points) == 1:
+            point = points[0]
+            rejected.append((int(point["step"]), point["value"], counts[0], outcome.code))
+            _log.warning(
+                "runstream: MLflow refused metric %r at step %s (%s); kept in the store",
+                point["key"],
+                point["step"],
+                outcome,
+            )
+            return
+        half = len(points) // 2
+        await self._send(points[:half], counts[:half], rejected, counters)
+        await self._send(points[half:], counts[half:], rejected, counters)
+
+    # -- files ----------------------------------------------------------------------------
+
+    async def _sync_files(self, record: RunRecord) -> bool:
+        store, run_id = self.store, self.target.run_id
+        done = journal.uploads(store, run_id)
+        todo = [
+            (direction, name, artifact)
+            for direction in ("input", "output")
+            for name, artifact in getattr(record.artifacts, direction).items()
+            if artifact.sha256 is not None
+            and done.get((direction, name), ("", ""))[0] != artifact.sha256
+        ]
+        self.files_pending = len(todo)
+        if not todo:
+            return True
+        base = await self._artifact_root()
+        for direction, name, artifact in todo:
+            relative = f"{direction}s/{name}"
+            content = await anyio.Path(store.path / artifact.value).read_bytes()
+            media_type = artifact.media_type or "application/octet-stream"
+            try:
+                uri = await self._upload(base, relative, content, media_type)
+            except _Stop:
+                raise
+            except Exception as exc:
+                outcome = classify(exc)
+                if outcome.failure is not Failure.REJECTED:
+                    raise _Stop(outcome) from exc
+                message = f"MLflow refused file {name!r}: {outcome}"
+                _log.warning("runstream: %s; kept in the store", message)
+                journal.note(store, run_id, error=message)
+                continue
+            journal.record_upload(store, run_id, direction, name, artifact.sha256 or "", uri)
+            self.files_pending -= 1
+        return self.files_pending == 0
+
+    async def _artifact_root(self) -> str:
+        if self._artifact_uri is None:
+            try:
+                found = await self._client.get("runs/get", run_id=self.target.mlflow_run_id)
+            except Exception as exc:
+                raise _Stop(classify(exc)) from exc
+            self._artifact_uri = str(found["run"]["info"]["artifact_uri"])
+        return self._artifact_uri
+
+    async def _upload(self, base: str, relative: str, content: bytes, media_type: str) -> str:
+        uri = f"{base.rstrip('/')}/{relative}"
+        if base.startswith("mlflow-artifacts:"):
+            path = base[len("mlflow-artifacts:") :].lstrip("/")
+            if base.startswith("mlflow-artifacts://"):  # mlflow-artifacts://host/path
+                path = path.partition("/")[2]
+            await self._client.put_artifact(f"{path.rstrip('/')}/{relative}", content, media_type)
+            return uri
+        if base.startswith("s3://"):
+            await _put_s3(uri, content, media_type)
+            return uri
+        raise MLflowError(
+            400,
+            "UNSUPPORTED_ARTIFACT_LOCATION",
+            f"the run's artifact location {base!r} is neither the server's artifact proxy "
+            "(mlflow-artifacts:) nor S3",
+        )
+
+    # -- parameters, tags, status ---------------------------------------------------------
+
+    async def _sync_run(self, record: RunRecord) -> None:
+        target = self.target
+        files = {k: uri for k, (_, uri) in journal.uploads(self.store, target.run_id).items()}
+        params = {k: _param(v) for k, v in record.parameters.items()}
+        tags = dict(_tags(target, record, files))
+        state = orjson.dumps(
+            [params, tags, record.status, record.end_time], option=orjson.OPT_SORT_KEYS
+        )
+        fingerprint = hashlib.sha256(state).hexdigest()
+        if fingerprint == target.fingerprint:
+            return
+        sent, refused = dict(target.params), dict(target.refused)
+        calls = 0
+        new = [(k, v) for k, v in params.items() if k not in sent and k not in refused]
+        for i in range(0, len(new), 100):
+            calls += await self._send_params(new[i : i + 100], sent, refused)
+        for key, value in params.items():
+            if key in sent and sent[key] != value:
+                tags[f"runstream.param.{key}"] = value  # write-once in MLflow: the later value
+        items = sorted(tags.items())
+        for i in range(0, len(items), 100):
+            calls += await self._send_tags(items[i : i + 100])
+        update: dict[str, Any] = {
+            "run_id": target.mlflow_run_id,
+            "status": STATUS.get(record.status or "", "RUNNING"),
+            "run_name": target.run_name,
+        }
+        if record.status in _TERMINAL and record.end_time is not None:
+            update["end_time"] = int(record.end_time * 1000)
+        try:
+            await self._client.post("runs/update", update)
+        except Exception as exc:
+            raise _Stop(classify(exc)) from exc
+        journal.set_run_state(
+            self.store,
+            target.run_id,
+            params=sent,
+            refused=refused,
+            fingerprint=fingerprint,
+            calls=calls + 1,
+        )
+        self.target = replace(target, params=sent, refused=refused, fingerprint=fingerprint)
+
+    async def _send_params(
+        self, items: list[tuple[str, str]], sent: dict[str, str], refused: dict[str, str]
+    ) -> int:
+        run_id = self.target.mlflow_run_id
+        assert run_id is not None
+        try:
+            await self._client.log_batch(run_id, params=[{"key": k, "value": v} for k, v in items])
+        except Exception as exc:
+            outcome = classify(exc)
+            if outcome.failure is not Failure.REJECTED:
+                raise _Stop(outcome) from exc
+        else:
+            sent.update(items)
+            return 1
+        # Refused: some are on the server already (write-once), or invalid. Ask, then send
+        # the rest one by one; a parameter MLflow refuses alone is reported, never resent.
+        try:
+            found = await self._client.get("runs/get", run_id=run_id)
+        except Exception as exc:
+            raise _Stop(classify(exc)) from exc
+        server = {p["key"]: p["value"] for p in found["run"]["data"].get("params", [])}
+        calls = 2
+        for key, value in items:
+            if key in server:
+                sent[key] = str(server[key])
+                continue
+            calls += 1
+            try:
+                await self._client.log_batch(run_id, params=[{"key": key, "value": value}])
+            except Exception as exc:
+                outcome = classify(exc)
+                if outcome.failure is not Failure.REJECTED:
+                    raise _Stop(outcome) from exc
+                refused[key] = str(outcome)
+                _log.warning("runstream: MLflow refused parameter %r (%s)", key, outcome)
+            else:
+                sent[key] = value
+        return calls
+
+    async def _send_tags(self, items: list[tuple[str, str]]) -> int:
+        run_id = self.target.mlflow_run_id
+        assert run_id is not None
+        batch = [{"key": k, "value": v} for k, v in items]
+        try:
+            await self._client.log_batch(run_id, tags=batch)
+            return 1
+        except Exception as exc:
+            outcome = classify(exc)
+            if outcome.failure is not Failure.REJECTED:
+                raise _Stop(outcome) from exc
+        for tag in batch:  # isolate the refused ones (tags are last-write-wins: harmless)
+            try:
+                await self._client.log_batch(run_id, tags=[tag])
+            except Exception as exc:
+                outcome = classify(exc)
+                if outcome.failure is not Failure.REJECTED:
+                    raise _Stop(outcome) from exc
+                message = f"MLflow refused tag {tag['key']!r}: {outcome}"
+                _log.warning("runstream: %s", message)
+                journal.note(self.store, self.target.run_id, error=message)
+        return 1 + len(batch)
+
+
+def _tags(
+    target: RunTarget, record: RunRecord, files: dict[tuple[str, str], str] | None = None
+) -> list[tuple[str, str]]:
+    """runstream's run tags, its worker list, its trial-component name and artifacts."""
+    tags: list[tuple[str, str]] = []
+    if target.tags:
+        tags.extend((str(t.get("Key")), str(t.get("Value"))) for t in orjson.loads(target.tags))
+    tags.append(("runstream.trial_component_name", target.trial_component_name))
+    if record.workers:
+        tags.append(("runstream.workers", ",".join(w.worker for w in record.workers)[:5000]))
+    if target.display_name and target.display_name != target.run_name:
+        tags.append(("runstream.display_name", target.display_name))
+    for direction in ("input", "output"):
+        for name, artifact in getattr(record.artifacts, direction).items():
+            key = f"runstream.{direction}.{name}"
+            if artifact.sha256 is not None:
+                uri = (files or {}).get((direction, name))
+                if uri is None:
+                    continue
+                tags.append((key, uri))
+            else:
+                tags.append((key, artifact.value))
+            if artifact.media_type:
+                tags.append((f"{key}.media_type", artifact.media_type))
+    return tags
+
+
+def _param(value: object) -> str:
+    return (
+        value if isinstance(value, str) else repr(value) if isinstance(value, float) else str(value)
+    )
+
+
+def _over(record: RunRecord) -> bool:
+    return record.status in _TERMINAL and all(w.status != "InProgress" for w in record.workers)
+
+
+async def _put_s3(uri: str, content: bytes, media_type: str) -> None:
+    try:
+        import aioboto3
+    except ImportError as exc:
+        raise MLflowError(
+            400, "NEEDS_AWS_EXTRA", "an S3 artifact location needs runstream's aws extra"
+        ) from exc
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    async with aioboto3.Session().client("s3") as s3:
+        await s3.put_object(Bucket=bucket, Key=key, Body=content, ContentType=media_type)
+
+
+def replace_status(snapshot: SyncStatus, **changes: Any) -> SyncStatus:
+    import msgspec
+
+    return msgspec.structs.replace(snapshot, **changes)
+
+
+# -- reporting --------------------------------------------------------------------------
+
+
+def pending_points(store: LocalStore, run_id: int) -> int:
+    """Logged points in the store the MLflow server has not acknowledged yet."""
+    from ..._core import _aggregate
+
+    total = 0
+    for cursor in journal.metric_cursors(store, run_id):
+        rows = store.query(
+            "SELECT id, points, data FROM chunks WHERE metric_id = ? AND id > ?",
+            (cursor.metric_id, cursor.chunk_mark),
+        )
+        for chunk_id, points, blob in rows:
+            if int(chunk_id) > cursor.read_mark:
+                total += int(points)
+            else:
+                stats = _aggregate.decode(bytes(blob))
+                total += int(stats.count[stats.step > cursor.step_mark].sum())
+    return total
+
+
+def status(store: LocalStore, target: RunTarget, *, files_pending: int = 0) -> SyncStatus:
+    row = journal.counters(store, target.run_id)
+    pending = pending_points(store, target.run_id)
+    blocked = None if row[7] is None else str(row[7])
+    state = "blocked" if blocked else "pending" if pending or files_pending else "synced"
+    return SyncStatus(
+        experiment_name=target.experiment_name,
+        run_name=target.run_name,
+        backend="mlflow",
+        state=state,
+        points_pending=pending,
+        points_sent=int(row[0]),
+        points_retried=int(row[1]),
+        points_rejected=int(row[2]),
+        data_sent=int(row[3]),
+        api_calls=int(row[4]),
+        throttled=int(row[5]),
+        files_pending=files_pending,
+        files_uploaded=int(row[6]),
+        last_error=blocked or (None if row[8] is None else str(row[8])),
+        last_sync=None if row[9] is None else float(row[9]),
+    )
+
+
+def statuses(store: LocalStore, run_ids: Sequence[int] | None = None) -> list[SyncStatus]:
+    """The MLflow sync state of the store's registered runs, without any network call."""
+    out = []
+    for target in journal.targets(store, run_ids):
+        done = journal.uploads(store, target.run_id)
+        rows = store.query(
+            "SELECT direction, name, sha256 FROM artifacts WHERE run_id = ? AND sha256 IS NOT NULL",
+            (target.run_id,),
+        )
+        files = sum(1 for d, n, s in rows if done.get((str(d), str(n)), ("", ""))[0] != s)
+        out.append(status(store, target, files_pending=files))
+    return out
+
+
+# -- inside a run: the flusher's sender ------------------------------------------------
+
+
+class MLflowSender:
+    """Runs a run's MLflow sync beside its flusher; drains it when the run closes. Also
+    finishes runs of the same store an earlier process left unsent, after its own."""
+
+    def __init__(
+        self,
+        store: LocalStore,
+        run_id: int,
+        *,
+        endpoint: Endpoint,
+        owner: str,
+        close_timeout: float = 60.0,
+        config: SyncConfig | None = None,
+    ) -> None:
+        self._store = store
+        self._run_id = run_id
+        self._endpoint = endpoint
+        self._close_timeout = close_timeout
+        self._config = config or DEFAULT_CONFIG
+        self._closing = threading.Event()
+        self._closed_at = math.inf
+        self._own: RunSync | None = None
+        self.owner = owner
+
+    def close(self) -> None:
+        self._closed_at = time.monotonic()
+        self._closing.set()
+
+    @property
+    def status(self) -> SyncStatus | None:
+        return None if self._own is None else self._own.snapshot
+
+    def file_options(self, direction: str, name: str, extra_args: dict[str, Any]) -> None:
+        """``log_file(extra_args=)`` are S3 upload arguments: the MLflow backend has none."""
+
+    async def run(self) -> None:
+        try:
+            async with MLflowClient(self._endpoint) as client:
+                await self._serve(client)
+        except Exception:
+            _log.exception("runstream: the MLflow sender stopped; data stays in the store")
+            while not self._closing.is_set():
+                await anyio.sleep(0.05)
+
+    async def _serve(self, client: MLflowClient) -> None:
+        store, owner = self._store, self.owner
+        found = [t for t in journal.targets(store) if t.uri == self._endpoint.uri]
+        syncs = [RunSync(store, t, client, owner=owner, config=self._config) for t in found]
+        own = next(s for s in syncs if s.target.run_id == self._run_id)
+        self._own = own
+        own.refresh()
+        others = [s for s in syncs if s is not own]
+        try:
+            while not self._closing.is_set():
+                caught_up = own.ready and await own.round()
+                if others and others[0].ready:
+                    leftover = others.pop(0)
+                    if not await leftover.round():
+                        others.append(leftover)
+                    else:
+                        leftover.release()
+                idle = caught_up or own.elsewhere
+                await self._pause(self._config.interval if idle else 0.05)
+            await self._drain(own)
+        finally:
+            for sync in syncs:
+                sync.release()
+
+    async def _pause(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self._closing.is_set() and time.monotonic() < deadline:
+            await anyio.sleep(min(0.05, seconds))
+
+    async def _drain(self, own: RunSync) -> None:
+        remaining = self._closed_at + self._close_timeout - time.monotonic()
+        with anyio.move_on_after(max(0.0, remaining)):
+            while not await own.round():
+                if own.blocked or own.elsewhere or own.others_open:
+                    break  # others_open: the last worker to close sends the rest
+                await own.wait()
+        own.refresh()
+        left = own.snapshot
+        handed_over = own.elsewhere or own.others_open
+        if left is not None and left.state != "synced" and not handed_over:
+            _log.warning(
+                "runstream: run %r closed with %d points and %d files not yet in MLflow "
+                "(%s); they are kept in %s: run `runstream sync` to send them",
+                own.target.run_name,
+                left.points_pending,
+                left.files_pending,
+                left.last_error or f"not done after close_timeout={self._close_timeout}s",
+                self._store.path,
+            )
+
+
+# -- at run start -------------------------------------------------------------------------
+
+
+def preflight(store: LocalStore, run_id: int, *, owner: str | None = None) -> Endpoint:
+    """Register the run for MLflow sync and create-or-get its experiment and run now.
+
+    Refused credentials raise :class:`BackendError` before the training loop starts; an
+    unreachable server does not (the run logs locally and syncs when it can).
+
+    :raises BackendError: no or an invalid ``MLFLOW_TRACKING_URI``; credentials refused
+    """
+    try:
+        endpoint = endpoint_from_uri()
+    except EndpointError as exc:
+        raise BackendError(str(exc)) from exc
+    journal.register(store, run_id, endpoint.uri)
+    # The lease serializes create-or-get between the processes of one store (two workers
+    # starting together must not create two MLflow runs of one name).
+    holder = owner or journal.new_owner()
+    leased = journal.acquire_lease(store, run_id, holder, DEFAULT_CONFIG.lease_ttl)
+    target = journal.targets(store, [run_id])[0]
+
+    async def check() -> Outcome | None:
+        async with MLflowClient(endpoint) as client:
+            sync = RunSync(store, target, client, owner=holder)
+            try:
+                if target.mlflow_run_id is not None:
+                    await client.get("runs/get", run_id=target.mlflow_run_id)
+                elif leased:
+                    await sync.ensure_run()
+                else:  # another process creates it: only check the credentials
+                    await client.post("experiments/search", {"max_results": 1})
+            except _Stop as stop:
+                return stop.outcome
+            except Exception as exc:
+                return classify(exc)
+        return None
+
+    try:
+        outcome = _in_thread(lambda: anyio.run(check))
+    finally:
+        if owner is None and leased:
+            journal.release_lease(store, run_id, holder)
+    if outcome is None:
+        return endpoint
+    if outcome.failure is Failure.AUTH:
+        if owner is not None:
+            journal.release_lease(store, run_id, owner)
+        raise BackendError(
+            f"the MLflow server at {endpoint.uri} refused the credentials ({outcome}). Check "
+            "MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/PASSWORD (a SageMaker ARN: "
+            "the AWS credentials). Nothing was sent; the store keeps everything logged "
+            f"({store.path}): fix them and run `runstream sync`."
+        )
+    _log.warning(
+        "runstream: cannot reach the MLflow server at %s now (%s); run %r logs to %s and "
+        "syncs when it can",
+        endpoint.uri,
+        outcome,
+        target.run_name,
+        store.path,
+    )
+    return endpoint
+
+
+def _in_thread(fn: Callable[[], T]) -> T:
+    box: list[Any] = []
+
+    def work() -> None:
+        try:
+            box.append((True, fn()))
+        except BaseException as exc:
+            box.append((False, exc))
+
+    thread = threading.Thread(target=work, name="runstream-mlflow-preflight", daemon=True)
+    thread.start()
+    thread.join()
+    ok, value = box[0]
+    if not ok:
+        raise value
+    result: T = value
+    return result
+
+
+# -- runstream sync -----------------------------------------------------------------------
+
+
+def sync_store(
+    store: LocalStore,
+    run_ids: Sequence[int] | None = None,
+    *,
+    timeout: float = 300.0,
+    config: SyncConfig | None = None,
+) -> list[SyncStatus]:
+    """Send what the store's MLflow runs (or ``run_ids``) have not sent: every step, the
+    runs' workers treated as done (nothing logs into them any more)."""
+    targets = journal.targets(store, run_ids)
+    if not targets:
+        return []
+    config = config or DEFAULT_CONFIG
+
+    async def main() -> list[SyncStatus]:
+        owner = journal.new_owner()
+        snapshots: list[SyncStatus] = []
+        for target in targets:
+            endpoint = endpoint_from_uri(target.uri)
+            async with MLflowClient(endpoint) as client:
+                sync = RunSync(store, target, client, owner=owner, config=config, final=True)
+                with anyio.move_on_after(timeout):
+                    while not await sync.round():
+                        if sync.blocked or sync.elsewhere:
+                            break
+                        await sync.wait()
+                sync.release()
+                sync.refresh()
+                if sync.snapshot is not None:
+                    snapshots.append(sync.snapshot)
+        return snapshots
+
+    return anyio.run(main)
