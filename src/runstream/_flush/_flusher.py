@@ -4,7 +4,8 @@ One flusher per entered run, always in a thread and event loop of its own (see
 :mod:`runstream._run._lifecycle`), for ``with`` and ``async with`` alike: the training
 thread only ever appends to lists, and a training loop that never awaits still has its
 points written. Store writes run inline in that loop (it has nothing else to do); file
-copies run in worker threads, so a large file never holds up the drains.
+copies run in a small pool of threads the flusher owns (and joins when it stops), so a
+large file never holds up the drains.
 
 Every ``tick`` it drains the buffers (which also timestamps the points); every
 ``flush_interval``, when ``high_water`` points are pending, or when asked, it writes one
@@ -27,6 +28,7 @@ import logging
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -168,11 +170,16 @@ class Flusher:
     # -- the loop -------------------------------------------------------------------------
 
     async def serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Run until :meth:`request_close`, then write everything and return."""
+        """Run until :meth:`request_close`, then write everything and return.
+
+        File copies run in a pool of threads this flusher owns and joins when it stops, so
+        no thread of the run outlives it.
+        """
+        pool = ThreadPoolExecutor(self._files_limiter, thread_name_prefix="runstream-files")
         try:
             async with anyio.create_task_group() as files:
                 task_status.started()
-                await self._loop(files)
+                await self._loop(files, pool)
         finally:
             with anyio.CancelScope(shield=True):
                 with anyio.move_on_after(self._final_timeout):
@@ -180,12 +187,12 @@ class Flusher:
                     self._ingest.drain()
                     self._write_pending()
                 self._spill_unwritten()
+            pool.shutdown(wait=True)
             self.mark_stopped()
             self._woken.close()
             self._waker.close()
 
-    async def _loop(self, files: anyio.abc.TaskGroup) -> None:
-        limiter = anyio.CapacityLimiter(self._files_limiter)
+    async def _loop(self, files: anyio.abc.TaskGroup, pool: ThreadPoolExecutor) -> None:
         last_write = time.monotonic()
         while True:
             with anyio.move_on_after(self._tick):
@@ -196,7 +203,7 @@ class Flusher:
             self._ingest.drain()
             for pending in self._ingest.take_files():
                 self.files_pending += 1
-                files.start_soon(self._copy_file, pending, limiter)
+                files.start_soon(self._copy_file, pending, pool)
             due = (
                 requested > self._completed
                 or time.monotonic() - last_write >= self._interval
@@ -228,17 +235,16 @@ class Flusher:
             self._completed = max(self._completed, generation)
             self._cond.notify_all()
 
-    async def _copy_file(self, pending: PendingFile, limiter: anyio.CapacityLimiter) -> None:
+    async def _copy_file(self, pending: PendingFile, pool: ThreadPoolExecutor) -> None:
         retry = Backoff(base=self._tick, jitter=False)  # 1, 2, 4, 8 and 16 ticks
         while True:
+            copy = pool.submit(
+                store_file, pending.path, self._store.artifact_dir, pending.media_type
+            )
+            while not copy.done():  # the loop goes on draining meanwhile
+                await anyio.sleep(self._tick / 4)
             try:
-                artifact = await anyio.to_thread.run_sync(
-                    store_file,
-                    pending.path,
-                    self._store.artifact_dir,
-                    pending.media_type,
-                    limiter=limiter,
-                )
+                artifact = copy.result()
                 break
             except OSError as exc:
                 error = exc
