@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import runstream
-from _support import child_env, cli, cli_json
+from _support import child_env, cli, cli_json, read_only
 from runstream import Run
 from runstream._core._exceptions import StoreError
 from runstream._store import LocalStore
@@ -232,6 +232,18 @@ def test_reading_commands_open_the_store_read_only(
     before = db.stat().st_mtime_ns
     assert cli_json(capsys, "runs", "exp", "--store", filled)
     assert db.stat().st_mtime_ns == before
+
+
+def test_a_store_on_a_read_only_filesystem_can_be_read(
+    capsys: pytest.CaptureFixture[str], filled: str
+) -> None:
+    with LocalStore(filled):  # checkpoint the WAL, then mount the store read-only
+        pass
+    with read_only(Path(filled)):
+        found = cli_json(capsys, "runs", "exp", "--store", filled)
+        assert [r["run_name"] for r in found] == ["first", "second"]
+        shown = cli_json(capsys, "show", "exp", "first", "--store", filled)
+        assert shown["run_name"] == "first"
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes through permissions")

@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 
 import runstream
+from _support import read_only
 from runstream import Run, load_run
 from runstream._backends import _journal
 from runstream._cli import main
@@ -298,20 +299,6 @@ def _log_loss(run: Run, steps: int) -> None:
     with run:
         for step in range(steps):
             run.log_metric("loss", float(step), step=step)
-
-
-@contextlib.contextmanager
-def read_only(path: Path) -> Iterator[None]:
-    """``path`` on a read-only bind mount of itself (the files in it stay readable)."""
-    path.mkdir(parents=True, exist_ok=True)
-    bound = subprocess.run(["mount", "--bind", str(path), str(path)], capture_output=True)
-    if bound.returncode != 0:
-        pytest.skip(f"cannot bind-mount here: {bound.stderr.decode().strip()}")
-    try:
-        subprocess.run(["mount", "-o", "remount,ro,bind", str(path)], check=True)
-        yield
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 @contextlib.contextmanager
