@@ -22,9 +22,9 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import orjson
@@ -33,6 +33,7 @@ from ..._core._batch import RunKey
 from ..._core._exceptions import BackendError
 from ..._core._records import SyncStatus
 from ..._flush._backoff import Backoff
+from .._thread import in_thread
 from . import _journal as journal
 from ._client import Failure, MLflowClient, MLflowError, Outcome, classify
 from ._endpoint import Endpoint, EndpointError, endpoint_from_uri
@@ -55,7 +56,6 @@ __all__ = (
     "sync_store",
 )
 
-T = TypeVar("T")
 _log = logging.getLogger("runstream")
 
 STATUS = {"Completed": "FINISHED", "Failed": "FAILED", "Stopped": "KILLED"}
@@ -722,7 +722,7 @@ def preflight(store: LocalStore, run_id: int, *, owner: str | None = None) -> En
         return None
 
     try:
-        outcome = _in_thread(lambda: anyio.run(check))
+        outcome = in_thread(lambda: anyio.run(check), "runstream-mlflow-preflight")
     finally:
         if owner is None and leased:
             journal.release_lease(store, run_id, holder)
@@ -746,25 +746,6 @@ def preflight(store: LocalStore, run_id: int, *, owner: str | None = None) -> En
         store.path,
     )
     return endpoint
-
-
-def _in_thread(fn: Callable[[], T]) -> T:
-    box: list[Any] = []
-
-    def work() -> None:
-        try:
-            box.append((True, fn()))
-        except BaseException as exc:
-            box.append((False, exc))
-
-    thread = threading.Thread(target=work, name="runstream-mlflow-preflight", daemon=True)
-    thread.start()
-    thread.join()
-    ok, value = box[0]
-    if not ok:
-        raise value
-    result: T = value
-    return result
 
 
 # -- runstream sync -----------------------------------------------------------------------

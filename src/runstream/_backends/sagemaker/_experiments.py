@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 import anyio
 from botocore.config import Config
 
+from .._thread import in_thread
 from ._clients import session_for
-from ._sender import _in_thread
 
 __all__ = (
     "create_experiment",
@@ -36,7 +36,7 @@ def _call(session: object | None, work: Callable[[Any], Awaitable[T]]) -> T:
         async with session_for(session).client("sagemaker", config=_CONFIG) as sm:
             return await work(sm)
 
-    return _in_thread(lambda: anyio.run(main))
+    return in_thread(lambda: anyio.run(main), "runstream-experiment")
 
 
 def _given(**kwargs: Any) -> dict[str, Any]:

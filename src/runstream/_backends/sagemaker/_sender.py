@@ -22,7 +22,6 @@ import json
 import logging
 import math
 import os
-import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -37,6 +36,7 @@ from ..._core._batch import RunKey
 from ..._core._exceptions import BackendError
 from ..._flush._backoff import Backoff
 from .. import _journal as journal
+from .._thread import in_thread
 from ._clients import Clients, Failure, Outcome, classify, open_clients, session_for
 from ._entities import EntityError, ensure_entities, trial_component_update
 from ._metrics import BATCH_SIZE, Call, plan, rejected_call, request_data, result_of, strides
@@ -698,7 +698,9 @@ def preflight(
     """
     journal.register(store, run_id, bucket=bucket_name, prefix=prefix, resolution=resolution)
     target = journal.targets(store, [run_id])[0]
-    outcome = _in_thread(lambda: anyio.run(_check, store, target, sagemaker_session))
+    outcome = in_thread(
+        lambda: anyio.run(_check, store, target, sagemaker_session), "runstream-preflight"
+    )
     if outcome is None:
         return
     if outcome.failure is Failure.AUTH:
@@ -734,25 +736,6 @@ def credentials_message(outcome: Outcome, store: LocalStore) -> str:
         "AWS_REGION and ~/.aws/credentials. Nothing was sent; the store keeps everything "
         f"logged ({store.path}): fix the credentials and run `runstream sync`."
     )
-
-
-def _in_thread(fn: Callable[[], T]) -> T:
-    box: list[Any] = []
-
-    def target() -> None:
-        try:
-            box.append((True, fn()))
-        except BaseException as exc:
-            box.append((False, exc))
-
-    thread = threading.Thread(target=target, name="runstream-preflight", daemon=True)
-    thread.start()
-    thread.join()
-    ok, value = box[0]
-    if not ok:
-        raise value
-    result: T = value
-    return result
 
 
 async def _inline(fn: Callable[[], Any]) -> Any:
