@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -156,3 +157,37 @@ def log_until_killed(
                 step += 1
             r.flush()
             flushed.value = step
+
+
+# -- sync agents started by a test ------------------------------------------------------
+
+
+def end_agents(registry: Path) -> None:
+    """End the agents a test started (by the pids they registered), SIGKILL after 5 s."""
+    if not registry.exists():
+        return
+    pids = {int(line) for line in registry.read_text().split()}
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+    deadline = time.monotonic() + 5
+    for pid in pids:
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    registry.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A child of this process that exited is a zombie until reaped: not alive.
+    try:
+        return os.waitpid(pid, os.WNOHANG) == (0, 0)
+    except ChildProcessError:
+        return True

@@ -18,12 +18,11 @@ if importlib.util.find_spec("mlflow") is None or importlib.util.find_spec("httpx
         raise RuntimeError("CI=true: mlflow and httpx must be installed (nox -s tests does)")
     pytest.skip("mlflow is not installed (nox -s tests installs it)", allow_module_level=True)
 
-from runstream._backends.mlflow import _sender
-
 # AWS's sagemaker-mlflow plugin (installed for the SigV4 comparison) adds a request-header
 # provider to MLflow's client that logs an error for every non-ARN tracking URI.
 logging.getLogger("mlflow.tracking.request_header.registry").setLevel(logging.ERROR)
 
+from _support import end_agents  # noqa: E402
 from .rig import FaultProxy, MLflowServer  # noqa: E402
 
 
@@ -54,14 +53,32 @@ def proxy(mlflow_server: MLflowServer) -> Iterator[FaultProxy]:
 
 
 @pytest.fixture
-def mlflow_uri(proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """MLFLOW_TRACKING_URI through the fault proxy; fast sender pacing."""
+def agents(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The sync agents a test starts: fast pacing, short idle and linger, and a registry of
+    their pids so that the test ends them. Most tests read MLflow right after a run closes,
+    so close waits for the agent (as in a job); the agent's own tests unset that."""
+    registry = tmp_path_factory.mktemp("agents") / "pids"
+    for name, value in {
+        "RUNSTREAM_SYNC_INTERVAL": "0.1",
+        "RUNSTREAM_SYNC_MAX_BACKOFF": "0.2",
+        "RUNSTREAM_AGENT_IDLE": "1",
+        "RUNSTREAM_AGENT_LINGER": "30",
+        "RUNSTREAM_AGENT_REGISTRY": str(registry),
+        "RUNSTREAM_CLOSE_WAIT": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    try:
+        yield
+    finally:
+        end_agents(registry)
+
+
+@pytest.fixture
+def mlflow_uri(proxy: FaultProxy, agents: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """MLFLOW_TRACKING_URI through the fault proxy."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", proxy.url)
     for name in ("RUNSTREAM_BACKEND", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(
-        _sender, "DEFAULT_CONFIG", _sender.SyncConfig(interval=0.1, max_backoff=0.2)
-    )
     proxy.clear()
     try:
         yield proxy.url

@@ -83,9 +83,13 @@ def test_credentials_refused_mid_run_block_and_never_raise(
 
 
 def test_unreachable_server_at_start_logs_locally_and_syncs_later(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, client: Any, mlflow_server: MLflowServer
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    client: Any,
+    mlflow_server: MLflowServer,
+    agents: None,
 ) -> None:
-    from runstream._backends.mlflow import sync_store
+    from runstream._backends._agent import sync_store
     from runstream._store import LocalStore
 
     from .rig import free_port
@@ -101,7 +105,7 @@ def test_unreachable_server_at_start_logs_locally_and_syncs_later(
 
     store = LocalStore(tmp_path)
     _journal.register(store, run._key.run_id, mlflow_server.url)
-    [status] = sync_store(store)
+    [status] = sync_store(store, sinks=["mlflow"])
     assert status.state == "synced", status
     points = history(client, mlflow_run(client, exp("offline"), "later"), "loss")
     assert [(s, v) for s, v, _ in points] == [(0, 0.5)]
@@ -109,7 +113,7 @@ def test_unreachable_server_at_start_logs_locally_and_syncs_later(
 
 @pytest.mark.slow
 def test_server_killed_and_restarted_mid_run_gets_everything_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, agents: None
 ) -> None:
     import mlflow
 
@@ -117,11 +121,7 @@ def test_server_killed_and_restarted_mid_run_gets_everything_once(
     server.start()
     try:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
-        from runstream._backends.mlflow import _sender
-
-        monkeypatch.setattr(
-            _sender, "DEFAULT_CONFIG", _sender.SyncConfig(interval=0.1, max_backoff=0.5)
-        )
+        monkeypatch.setenv("RUNSTREAM_SYNC_MAX_BACKOFF", "0.5")
         with Run(exp("restart"), "mid-run", backend="mlflow", store=tmp_path / "store",
                  close_timeout=300) as run:  # fmt: skip
             for step in range(200):
@@ -131,7 +131,7 @@ def test_server_killed_and_restarted_mid_run_gets_everything_once(
             for step in range(200, 400):
                 run.log_metric("loss", 1.0 / (step + 1), step=step)
             run.flush()
-            time.sleep(1.0)  # the sender meets a dead server and backs off
+            time.sleep(1.0)  # the agent meets a dead server and backs off
             server.start()
             for step in range(400, 600):
                 run.log_metric("loss", 1.0 / (step + 1), step=step)

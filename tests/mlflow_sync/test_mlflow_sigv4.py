@@ -194,8 +194,13 @@ def verifier(mlflow_server: MLflowServer, fixed_aws: Any) -> Iterator[_Verifier]
 
 
 def test_a_run_on_an_arn_is_signed_end_to_end(
-    verifier: _Verifier, client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    verifier: _Verifier,
+    client: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    agents: None,
 ) -> None:
+    # The agent signs its requests with the credentials of the environment it started in.
     monkeypatch.setenv("MLFLOW_TRACKING_URI", SERVER_ARN)
     monkeypatch.setenv("SAGEMAKER_MLFLOW_CUSTOM_ENDPOINT", verifier.url)
     with Run(exp("signed"), "arn", backend="mlflow", store=tmp_path) as run:

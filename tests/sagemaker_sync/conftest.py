@@ -5,9 +5,6 @@ They skip cleanly where the ``aws`` extra or moto's server dependencies are abse
 
 from __future__ import annotations
 
-import os
-import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +16,9 @@ pytest.importorskip("moto", reason="moto is not installed")
 pytest.importorskip("flask", reason="moto's server needs flask")
 pytest.importorskip("flask_cors", reason="moto's server needs flask-cors")
 
-from runstream._backends.sagemaker import _ratelimit, _sender
+from runstream._backends.sagemaker import _ratelimit
+
+from _support import end_agents
 
 from .moto_rig import serve_moto
 
@@ -63,9 +62,6 @@ def aws(
         monkeypatch.setenv(name, value)
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION", "RUNSTREAM_BACKEND"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(
-        _sender, "DEFAULT_CONFIG", _sender.SyncConfig(interval=0.2, max_backoff=0.2)
-    )
     _ratelimit.reset_buckets()
     moto_rig.reset()
     try:
@@ -75,34 +71,3 @@ def aws(
         moto_rig.require_auth(False)
         moto_rig.reset()
         _ratelimit.reset_buckets()
-
-
-def end_agents(registry: Path) -> None:
-    """End the agents a test started (by the pids they registered), SIGKILL after 5 s."""
-    if not registry.exists():
-        return
-    pids = {int(line) for line in registry.read_text().split()}
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            continue
-    deadline = time.monotonic() + 5
-    for pid in pids:
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
-    registry.unlink()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A child of this process that exited is a zombie until reaped: not alive.
-    try:
-        return os.waitpid(pid, os.WNOHANG) == (0, 0)
-    except ChildProcessError:
-        return True

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -38,10 +39,12 @@ import anyio
 
 from .._core._exceptions import BackendError
 from . import _journal as journal
+from ._sink import Failure, SyncConfig, available_sinks
 
 if TYPE_CHECKING:
     from .._core._records import SyncStatus
     from .._store import LocalStore
+    from ._sink import Connection, RunSender, Sink
 
 __all__ = (
     "ENV_LINGER",
@@ -139,24 +142,26 @@ class AgentLink:
     def __init__(
         self,
         store: LocalStore,
-        target: journal.Target,
+        sink: Sink,
+        run_id: int,
+        run_name: str,
         *,
         close_timeout: float,
         in_job: bool,
-        data_per_second: Callable[[], float],
     ) -> None:
         self._store = store
-        self._target = target
+        self._sink = sink
+        self._run_id = run_id
+        self._run_name = run_name
         self._close_timeout = close_timeout
         self._in_job = in_job
-        self._data_per_second = data_per_second
         self._closing = threading.Event()
         self._closed_at = 0.0
         self._status: SyncStatus | None = None
         self._status_at = 0.0
         self._lock = threading.Lock()
         self.owner = journal.new_owner()
-        journal.open_client(store, self.owner, target.run_id, target.sink, in_job=in_job)
+        journal.open_client(store, self.owner, run_id, sink.name, in_job=in_job)
         ensure_agent(store)
 
     def close(self) -> None:
@@ -164,7 +169,7 @@ class AgentLink:
         self._closing.set()
 
     def file_options(self, direction: str, name: str, extra_args: dict[str, Any]) -> None:
-        journal.set_file_options(self._store, self._target.run_id, direction, name, extra_args)
+        journal.set_file_options(self._store, self._run_id, direction, name, extra_args)
 
     @property
     def status(self) -> SyncStatus | None:
@@ -176,7 +181,7 @@ class AgentLink:
 
     def _read_status(self) -> SyncStatus | None:
         try:
-            return journal.status_of(self._store, self._target, self._data_per_second())
+            return self._sink.status(self._store, self._run_id)
         except Exception as exc:  # a busy store: the last known state will do
             _log.debug("runstream: sync state not read: %s", exc)
             return self._status
@@ -201,15 +206,15 @@ class AgentLink:
         done = False
         while time.monotonic() < deadline:
             ensure_agent(self._store)  # it may have given up on an outage: start again
-            left = journal.status_of(self._store, self._target, self._data_per_second())
+            left = self._sink.status(self._store, self._run_id)
             done = left.state == "synced" and (left.caught_up or 0.0) >= closed
             if done or left.state == "blocked":
                 break
             time.sleep(0.1)
         if left is not None and not done:
             message = (
-                f"runstream: run {self._target.run_name!r} closed with {left.points_pending} "
-                f"points and {left.files_pending} files not yet in {self._target.sink} "
+                f"runstream: run {self._run_name!r} closed with {left.points_pending} "
+                f"points and {left.files_pending} files not yet in {self._sink.name} "
                 f"({left.last_error or f'not done after close_timeout={self._close_timeout}s'})"
                 f"; they are kept in {self._store.path}"
             )
@@ -227,7 +232,8 @@ async def serve(
     until_idle: bool = False,
     follow: bool = False,
     timeout: float | None = None,
-    run_ids: list[int] | None = None,
+    run_ids: Sequence[int] | None = None,
+    sinks: Sequence[str] | None = None,
     on_round: Callable[[list[SyncStatus]], None] | None = None,
 ) -> list[SyncStatus] | None:
     """Serve the store's registered runs as its agent; None if another agent holds it.
@@ -236,10 +242,9 @@ async def serve(
         blocked), without waiting for training processes
     :param follow: ``runstream sync --follow``: never exit on idleness or linger
     :param timeout: give up after this many seconds (what is left stays in the store)
+    :param run_ids: only these runs; :param sinks: only these sinks (default: all)
     :param on_round: called with the runs' states after every round (progress)
     """
-    from .sagemaker._sender import SyncConfig, serve_sagemaker
-
     owner = owner or journal.new_owner()
     if not journal.claim_agent(store, owner, journal.AGENT_TTL, "starting", None):
         return None
@@ -247,22 +252,131 @@ async def serve(
     if registry:
         with open(registry, "a") as file:
             file.write(f"{os.getpid()}\n")
+    rounds = _Rounds(store, owner, available_sinks(sinks), run_ids, SyncConfig.from_environment())
     try:
-        return await serve_sagemaker(
-            store,
-            owner,
-            SyncConfig.from_environment(),
-            linger=_seconds(ENV_LINGER, DEFAULT_LINGER),
-            idle=_seconds(ENV_IDLE, DEFAULT_IDLE),
-            until_idle=until_idle,
-            follow=follow,
-            timeout=timeout,
-            run_ids=run_ids,
-            on_round=on_round,
-        )
+        async with contextlib.AsyncExitStack() as stack:
+            return await rounds.loop(
+                stack,
+                linger=_seconds(ENV_LINGER, DEFAULT_LINGER),
+                idle=_seconds(ENV_IDLE, DEFAULT_IDLE),
+                until_idle=until_idle,
+                follow=follow,
+                timeout=timeout,
+                on_round=on_round,
+            )
     finally:
-        with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-            journal.release_agent(store, owner)
+        with anyio.CancelScope(shield=True):
+            await rounds.release()
+            with contextlib.suppress(Exception):
+                journal.release_agent(store, owner)
+
+
+class _Rounds:
+    """The agent's loop: a round for each registered run of each sink, in turn."""
+
+    def __init__(
+        self,
+        store: LocalStore,
+        owner: str,
+        sinks: list[Sink],
+        run_ids: Sequence[int] | None,
+        config: SyncConfig,
+    ) -> None:
+        self.store = store
+        self.owner = owner
+        self.sinks = {sink.name: sink for sink in sinks}
+        self.run_ids = run_ids
+        self.config = config
+        self.connections: dict[str, Connection] = {}
+        self.senders: dict[tuple[str, int], RunSender] = {}
+
+    async def loop(
+        self,
+        stack: contextlib.AsyncExitStack,
+        *,
+        linger: float,
+        idle: float,
+        until_idle: bool,
+        follow: bool,
+        timeout: float | None,
+        on_round: Callable[[list[SyncStatus]], None] | None,
+    ) -> list[SyncStatus]:
+        store, config = self.store, self.config
+        deadline = math.inf if timeout is None else time.monotonic() + timeout
+        last_client = time.monotonic()
+        idle_since: float | None = None
+        while True:
+            now = time.monotonic()
+            if not store.path.exists():
+                _log.warning("runstream: the store %s is gone; stopping", store.path)
+                break
+            live = journal.live_clients(store)
+            if live:
+                last_client = now
+            await self._discover(stack)
+            done_all = await self._round_all()
+            state = "sending" if not done_all else "idle"
+            if not journal.claim_agent(store, self.owner, journal.AGENT_TTL, state, None):
+                _log.warning("runstream: another agent took over %s", store.path)
+                break
+            if on_round is not None:
+                on_round(self.statuses())
+            if done_all and (until_idle or not live):
+                if until_idle:
+                    break
+                idle_since = now if idle_since is None else idle_since
+                if not follow and now - idle_since >= idle:
+                    break
+            else:
+                idle_since = None
+            if not follow and not live and not until_idle and now - last_client > linger:
+                _log.warning(
+                    "runstream: giving up after %.0fs with no training process; what "
+                    "is left stays in %s (`runstream sync` sends it)",
+                    linger,
+                    store.path,
+                )
+                break
+            if now > deadline:
+                break
+            await anyio.sleep(config.interval if done_all else 0.02)
+        return self.statuses()
+
+    async def _discover(self, stack: contextlib.AsyncExitStack) -> None:
+        """Senders for runs registered since the last round (a sink's clients are opened
+        when its first run appears)."""
+        for name, sink in self.sinks.items():
+            for run_id in sink.run_ids(self.store, self.run_ids):
+                if (name, run_id) in self.senders:
+                    continue
+                if name not in self.connections:
+                    opened = sink.connect(self.store, self.owner, self.config)
+                    self.connections[name] = await stack.enter_async_context(opened)
+                self.senders[name, run_id] = self.connections[name].sender(run_id)
+
+    async def _round_all(self) -> bool:
+        """One round of every ready run; True when all are acknowledged (or blocked)."""
+        done_all = True
+        for sender in list(self.senders.values()):
+            if not sender.ready:
+                done_all = done_all and sender.blocked is not None
+                continue
+            caught_up = await sender.round()
+            if not caught_up and sender.blocked is None:
+                done_all = False
+        return done_all
+
+    def statuses(self) -> list[SyncStatus]:
+        found = []
+        for name, run_id in self.senders:
+            with contextlib.suppress(Exception):  # a run deleted meanwhile
+                found.append(self.sinks[name].status(self.store, run_id))
+        return found
+
+    async def release(self) -> None:
+        for sender in self.senders.values():
+            with contextlib.suppress(Exception):
+                await sender.release()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -303,31 +417,31 @@ def sync_store(
     store: LocalStore,
     run_ids: Sequence[int] | None = None,
     *,
+    sinks: Sequence[str] | None = None,
     timeout: float = 300.0,
     follow: bool = False,
     on_round: Callable[[list[SyncStatus]], None] | None = None,
 ) -> list[SyncStatus]:
     """``runstream sync``: the agent's engine in the foreground until everything registered
-    (or ``run_ids``) is acknowledged, blocked, or ``timeout`` passes; ``follow`` keeps
-    serving. When the store's agent is running, follow its progress instead.
+    (or ``run_ids``; of ``sinks``) is acknowledged, blocked, or ``timeout`` passes;
+    ``follow`` keeps serving. When the store's agent is running, follow its progress.
 
-    :raises BackendError: when AWS refuses the credentials (nothing is sent)
+    :raises BackendError: when a sink refuses the credentials (nothing is sent)
     """
-    from .sagemaker._clients import Failure, classify, open_clients, session_for
-    from .sagemaker._sender import credentials_message, data_per_second
-
-    targets = journal.targets(store, run_ids)
-    if not targets and not follow:
+    chosen = available_sinks(sinks)
+    wanted = {sink.name: sink.run_ids(store, run_ids) for sink in chosen}
+    if not any(wanted.values()) and not follow:
         return []
 
     async def check() -> None:
-        async with open_clients(session_for()) as clients:
-            try:
-                await clients.sts.get_caller_identity()
-            except Exception as exc:
-                outcome = classify(exc)
-                if outcome.failure is Failure.AUTH:
-                    raise BackendError(credentials_message(outcome, store)) from exc
+        for sink in chosen:
+            if wanted[sink.name]:
+                outcome = await sink.check(store, wanted[sink.name])
+                if outcome is not None and outcome.failure is Failure.AUTH:
+                    raise BackendError(sink.credentials_message(outcome, store))
+
+    def found() -> list[SyncStatus]:
+        return [sink.status(store, i) for sink in chosen for i in sink.run_ids(store, run_ids)]
 
     async def main() -> list[SyncStatus]:
         await check()
@@ -338,34 +452,27 @@ def sync_store(
                 until_idle=not follow,
                 follow=follow,
                 timeout=max(0.0, deadline - time.monotonic()),
-                run_ids=None if run_ids is None else list(run_ids),
+                run_ids=run_ids,
+                sinks=[sink.name for sink in chosen],
                 on_round=on_round,
             )
             if served is not None:
                 return served
             # The store's agent is sending: wait with it until these runs are done.
-            rate = data_per_second()
-            found = [journal.status_of(store, t, rate) for t in journal.targets(store, run_ids)]
+            states = found()
             if on_round is not None:
-                on_round(found)
-            if all(s.state != "pending" for s in found) or time.monotonic() > deadline:
-                return found
+                on_round(states)
+            if all(s.state != "pending" for s in states) or time.monotonic() > deadline:
+                return states
             await anyio.sleep(0.2)
 
-    try:
-        return anyio.run(main)
-    except BackendError:
-        raise
-    except Exception as exc:
-        outcome = classify(exc)
-        if outcome.failure is Failure.AUTH:
-            raise BackendError(credentials_message(outcome, store)) from exc
-        raise
+    return anyio.run(main)
 
 
 def statuses(store: LocalStore, run_ids: Sequence[int] | None = None) -> list[SyncStatus]:
-    """The sync state of the store's registered runs, without any network call."""
-    from .sagemaker._sender import data_per_second
-
-    rate = data_per_second()
-    return [journal.status_of(store, t, rate) for t in journal.targets(store, run_ids)]
+    """The sync state of the store's registered runs (every sink), without network calls."""
+    return [
+        sink.status(store, run_id)
+        for sink in available_sinks()
+        for run_id in sink.run_ids(store, run_ids)
+    ]

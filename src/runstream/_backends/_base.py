@@ -6,8 +6,8 @@ run for sync, and starts the store's *agent* (:mod:`._agent`) if none runs: a pr
 its own that sends what the store holds to SageMaker Experiments and S3 and acknowledges
 it in the store's journal. The run keeps a *link* (a :class:`Sender`) that reads the sync
 state and, inside a SageMaker job, waits for the agent at close. ``backend="mlflow"``
-starts a sender in the run's flusher loop that syncs to the MLflow tracking server of
-``MLFLOW_TRACKING_URI`` (:mod:`.mlflow`; not yet moved to the agent). The default,
+does the same for the MLflow tracking server of ``MLFLOW_TRACKING_URI`` (:mod:`.mlflow`):
+its preflight creates-or-gets the MLflow run, and the agent sends it. The default,
 ``"local"``, has none. The sinks' interface is in :mod:`._sink`.
 """
 
@@ -141,6 +141,7 @@ def open_senders(
     backend: str,
     store: LocalStore,
     run_id: int,
+    run_name: str,
     *,
     artifact_bucket: str | None,
     artifact_prefix: str | None,
@@ -154,37 +155,33 @@ def open_senders(
     :raises runstream.BackendError: the backend refuses the run's credentials
     """
     if backend == "mlflow":
-        from .mlflow import MLflowSender
         from .mlflow import preflight as mlflow_preflight
-        from .mlflow._journal import new_owner
 
-        owner = new_owner()
-        endpoint = mlflow_preflight(store, run_id, owner=owner)
-        return [
-            MLflowSender(store, run_id, endpoint=endpoint, owner=owner, close_timeout=close_timeout)
-        ]
-    if backend != "sagemaker":
+        mlflow_preflight(store, run_id)
+    elif backend == "sagemaker":
+        from .sagemaker import preflight
+
+        bucket, prefix = s3_location(artifact_bucket, artifact_prefix, sagemaker_session)
+        preflight(
+            store,
+            run_id,
+            bucket_name=bucket,
+            prefix=prefix,
+            sagemaker_session=sagemaker_session,
+            resolution=resolution,
+        )
+    else:
         return []
-    from . import _journal
     from ._agent import AgentLink
-    from .sagemaker import data_per_second, preflight
+    from ._sink import sink_named
 
-    bucket, prefix = s3_location(artifact_bucket, artifact_prefix, sagemaker_session)
-    preflight(
-        store,
-        run_id,
-        bucket_name=bucket,
-        prefix=prefix,
-        sagemaker_session=sagemaker_session,
-        resolution=resolution,
-    )
-    target = _journal.targets(store, [run_id], sink=backend)[0]
     link = AgentLink(
         store,
-        target,
+        sink_named(backend),
+        run_id,
+        run_name,
         close_timeout=close_timeout,
         in_job=running_in_job() is not None or os.environ.get(ENV_CLOSE_WAIT, "") == "1",
-        data_per_second=data_per_second,
     )
     return [link]
 

@@ -1,63 +1,55 @@
-"""The sink interface: what a remote backend declares so the sync agent can drive it.
+"""The sink interface: what a remote backend gives the sync agent so the agent can drive it.
 
-A *sink* is a remote copy of the store (SageMaker Experiments and S3; MLflow). It knows
-how to talk to its service and nothing else: the *agent* (:mod:`._agent`, the same engine
-in ``runstream sync``) owns everything around the calls. The agent
+A *sink* is a remote copy of the store (SageMaker Experiments and S3; an MLflow tracking
+server). The *agent* (:mod:`._agent`; the same engine runs in ``runstream sync``) owns
+everything that is the same for every sink: one process per store and its lease, when to
+start and when to exit (idle, linger), which runs to serve, a round for each in turn, the
+progress shown, and the reports (``runstream status``, ``Run.stats.sync``). A sink says
 
-- reads what is pending from the store's sync journal (:class:`Journal`, per sink),
-- plans metric data at full resolution (one datum per step per series), grouping the
-  oldest unsent steps with the smallest uniform stride only when the backlog would exceed
-  the lag bound (``RUNSTREAM_MAX_LAG`` seconds of the sink's :class:`Budget`; never with
-  ``resolution="full"``),
-- paces calls with one token bucket per (sink, API) sized by the budget, halved on
-  throttling and regained on success,
-- retries what :meth:`Connection.classify` calls throttled or transient, with back-off,
-  retries per-item ``retry`` answers alone, reports ``rejected`` ones, and blocks a run whose
-  credentials are refused (nothing sent, everything kept),
-- records every acknowledged call in the journal *before* the next call, so an agent
-  killed mid-batch resumes after the last acknowledged call and sends nothing twice.
+- **what it sends**: :meth:`Connection.sender` returns a :class:`RunSender` for one run,
+  whose :meth:`~RunSender.round` sends what is pending now (its own planning: SageMaker
+  sends each worker's series in BatchPutMetrics calls of 10 data, MLflow the merged series
+  in ``runs/log-batch`` calls of 1,000 points);
+- **how a call is acknowledged**: a round records every acknowledged call in the store's
+  journal before it sends the next one, so an agent killed mid-batch resumes after the last
+  acknowledged call and sends nothing twice; a sink's :meth:`Sink.status` reads that back;
+- **its budget**: :meth:`Sink.data_per_second` (the lag the status shows is measured in it);
+  a sink paces its own calls within it.
 
-A sink never writes the journal's cursors or counters itself; it only answers calls. The
-one exception is :meth:`Connection.extras` (objects only one sink has, such as SageMaker's
-lineage artifacts for graphs), which records its own progress through the journal it is
-given.
+Failures are classified the same way everywhere (:class:`Failure`): throttling and
+transient errors are retried with back-off, refused items reported and kept locally,
+refused credentials *block* a run (nothing sent, everything kept). Nothing a sink does
+ever raises into a training loop: the agent is another process.
 
-Registration: a sink is known by its backend name (``Run(..., backend=NAME)``,
-``RUNSTREAM_BACKEND=NAME``). :data:`SINKS` maps each name to ``"module:attribute"``, a
-:class:`Sink` factory imported only when the name is used (so the training process never
-imports a sink's SDK unless it uses it); :func:`register_sink` adds one at run time (tests,
-plugins).
+:data:`SINKS` maps a backend name (``Run(..., backend=NAME)``) to ``"module:attribute"``
+of its :class:`Sink`, imported only when that backend is used, so a process imports a
+sink's SDK only if it needs it.
 """
 
 from __future__ import annotations
 
 import enum
 import importlib
-import threading
-from collections.abc import Callable, Mapping, Sequence
+import os
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from .._core._records import RunRecord
+    from .._core._records import SyncStatus
     from .._store import LocalStore
-    from ._journal import Item, Journal, Target
 
 __all__ = (
+    "ENV_MAX_LAG",
     "SINKS",
-    "Ack",
-    "Budget",
     "Connection",
     "Failure",
-    "FileAck",
-    "FileToSend",
     "Outcome",
-    "RunState",
+    "RunSender",
     "Sink",
-    "SinkError",
-    "register_sink",
+    "SyncConfig",
+    "available_sinks",
     "sink_named",
 )
 
@@ -66,9 +58,9 @@ __all__ = (
 
 
 class Failure(enum.Enum):
-    """What the agent does about a failed call (the sink's :meth:`Connection.classify`)."""
+    """What to do about a failed call (each sink classifies its service's errors)."""
 
-    THROTTLED = "throttled"  # slow the bucket down, then send the same again
+    THROTTLED = "throttled"  # slow down, then send the same again
     TRANSIENT = "transient"  # network or 5xx: back off, then send the same again
     AUTH = "auth"  # credentials refused: block the run until they change, keep everything
     REJECTED = "rejected"  # the request itself is wrong: report it, never resend it
@@ -87,169 +79,126 @@ class Outcome:
         return f"{self.code}: {self.message}" if self.message else self.code
 
 
-class SinkError(Exception):
-    """A sink's own refusal, already classified (raised from :class:`Connection` methods
-    where no service exception exists to classify, e.g. an entity of another experiment)."""
+# -- how the agent paces every sink --------------------------------------------------------
 
-    def __init__(self, outcome: Outcome) -> None:
-        super().__init__(str(outcome))
-        self.outcome = outcome
-
-
-# -- what a sink declares ------------------------------------------------------------------
+ENV_MAX_LAG = "RUNSTREAM_MAX_LAG"
 
 
 @dataclass(frozen=True, slots=True)
-class Budget:
-    """How fast a sink may send metric data: the agent sizes rounds, the lag bound and its
-    token bucket from this.
+class SyncConfig:
+    """How the agent paces its rounds (a sink's per-API rates are its own).
 
-    :param data_per_call: the most data one :meth:`Connection.send` takes (SageMaker's
-        BatchPutMetrics: 10)
-    :param calls_per_second: the sustained rate of metric calls (per store: the agent is
-        the only sender of a store)
-    :param burst: calls that may go at once after an idle spell
-    :param control_per_second: the rate of every other call (entities, run updates)
-    :param files_concurrency: uploads in flight per run
+    :param interval: seconds between rounds while nothing is pending
+    :param horizon: a round sends at most this many seconds of a sink's budget, then other
+        runs get a turn (the journal's cursors say where it resumes)
+    :param max_lag: the lag bound: a backlog that would take longer than this many seconds
+        of the budget to send has its oldest steps grouped (``RUNSTREAM_MAX_LAG``; a sink
+        without grouping, such as MLflow, sends everything and reports the lag)
+    :param max_chunks: chunks one series reads per round (bounds memory)
+    :param lease_ttl: seconds a sender's claim on a run lasts without renewal
+    :param blocked_retry: seconds between attempts while credentials are refused
+    :param max_backoff: the longest wait after a failure
+    :param file_concurrency: uploads in flight per run
     """
 
-    data_per_call: int
-    calls_per_second: float
-    burst: float
-    control_per_second: float = 10.0
-    files_concurrency: int = 4
+    interval: float = 1.0
+    horizon: float = 2.0
+    max_lag: float = 600.0
+    max_chunks: int = 512
+    lease_ttl: float = 30.0
+    blocked_retry: float = 60.0
+    max_backoff: float = 30.0
+    file_concurrency: int = 4
+
+    @classmethod
+    def from_environment(cls) -> SyncConfig:
+        """``RUNSTREAM_MAX_LAG``, and (for tests) ``RUNSTREAM_SYNC_INTERVAL`` and
+        ``RUNSTREAM_SYNC_MAX_BACKOFF``, over the defaults."""
+        found = cls()
+        for field_name, variable in (
+            ("max_lag", ENV_MAX_LAG),
+            ("interval", "RUNSTREAM_SYNC_INTERVAL"),
+            ("max_backoff", "RUNSTREAM_SYNC_MAX_BACKOFF"),
+        ):
+            text = os.environ.get(variable)
+            if text:
+                try:
+                    value = float(text)
+                except ValueError:
+                    value = -1.0
+                if not value > 0:
+                    raise ValueError(f"{variable}={text!r}: must be a positive number of seconds")
+                found = replace(found, **{field_name: value})  # type: ignore[arg-type]
+        return found
+
+
+# -- what a sink gives the agent -----------------------------------------------------------
+
+
+class RunSender(Protocol):
+    """One run's sync to one sink, a round at a time, in the agent's event loop."""
+
+    #: why the run cannot be sent now (credentials refused), else None
+    blocked: str | None
+    #: another live process holds the run's lease (a ``runstream sync``): let it send
+    elsewhere: bool
 
     @property
-    def data_per_second(self) -> float:
-        return self.data_per_call * self.calls_per_second
+    def ready(self) -> bool:
+        """False while backing off after a failure."""
+
+    async def round(self) -> bool:
+        """Send what is pending now, recording each acknowledged call before the next.
+        True when everything known was acknowledged. Never raises: a failure is recorded
+        in the journal (and backs off)."""
+
+    async def release(self) -> None:
+        """Give up the run's lease (the agent stops serving it)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Ack:
-    """How a :meth:`Connection.send` call was acknowledged, by index into its data.
-
-    Indices in neither map were acknowledged. ``retry``: refused for now (the agent sends
-    that datum again, alone, up to a bound); ``rejected``: refused for good (reported,
-    kept locally, never resent). A call refused *as a whole* raises instead, and
-    :meth:`Connection.classify` says what to do.
-    """
-
-    retry: Mapping[int, str] = field(default_factory=dict)
-    rejected: Mapping[int, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class FileToSend:
-    """A ``log_file`` copy in the store that the sink has not acknowledged as it is now."""
-
-    direction: str  # "input" or "output"
-    name: str  # the artifact name
-    path: Path  # the content-addressed copy in the store
-    sha256: str
-    media_type: str | None
-    #: ``log_file(extra_args=...)``, kept in the journal by the training process
-    extra_args: Mapping[str, Any] | None
-
-
-@dataclass(frozen=True, slots=True)
-class FileAck:
-    """Where an uploaded file is now. ``transferred`` is False when the service already
-    held these bytes (nothing went over the wire)."""
-
-    uri: str
-    etag: str | None
-    transferred: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class RunState:
-    """A run as this host's store holds it, for :meth:`Connection.update_run`.
-
-    ``record`` has the run's parameters, artifacts, times, and the status of *this host's*
-    workers (``record.status``: Completed when all of them completed, Failed when one
-    failed). ``files`` maps (direction, name) of acknowledged files to their URIs (an
-    artifact whose file is not uploaded yet is left out until it is). ``host`` names this
-    host; a sink that holds one run for several hosts records each host's status under its
-    name and computes the run's status from all of them (Completed only when every host
-    completed, Failed as soon as one failed, naming it, InProgress otherwise).
-    """
-
-    record: RunRecord
-    files: Mapping[tuple[str, str], str]
-    host: str
-    expected_hosts: Sequence[str] = ()
-
-
-@runtime_checkable
 class Connection(Protocol):
-    """A sink's open clients, in the agent's event loop (one per agent, shared by runs)."""
+    """A sink's open clients in the agent (one per agent, shared by the sink's runs)."""
 
-    async def check(self) -> None:
-        """Prove the credentials work (one cheap call). Raise on failure."""
-
-    async def ensure_run(self, target: Target) -> None:
-        """Create or load the run's entities (idempotent: "already exists" is success).
-        Called once per run until the journal records them."""
-
-    async def send(self, target: Target, data: Sequence[Item]) -> Ack:
-        """Send one metric call of at most ``Budget.data_per_call`` data, in step order per
-        series. ``Item.step < 0`` means logged without a step (send no step); ``Item.value``
-        is the mean of the datum's points, ``Item.ts`` its last timestamp (epoch seconds).
-        Raise when the call fails as a whole."""
-
-    async def put_file(self, target: Target, file: FileToSend) -> FileAck:
-        """Upload one file (bounded by ``Budget.files_concurrency`` per run). Raise on
-        failure; the agent retries with back-off."""
-
-    def run_fingerprint(self, state: RunState) -> str:
-        """A digest of what :meth:`update_run` would send for ``state``: the agent calls
-        :meth:`update_run` only when it differs from the last acknowledged one."""
-
-    async def update_run(self, target: Target, state: RunState) -> None:
-        """Bring the run's parameters, artifacts (with ``state.files``' URIs), status and
-        times up to date. Idempotent (the whole state each time). Raise on failure."""
-
-    async def extras(self, target: Target, journal: Journal) -> bool:
-        """Anything else this sink sends (SageMaker: graph documents and their lineage),
-        recording its own progress in ``journal``. True when nothing is left."""
-
-    def classify(self, exc: BaseException) -> Outcome:
-        """What a failure of any method above means."""
+    def sender(self, run_id: int) -> RunSender:
+        """The sender of one registered run."""
 
 
 class Sink(Protocol):
-    """A remote backend, by name: its budget and how to connect."""
+    """A remote backend, by name: its runs, its budget, how to connect, what is left."""
 
-    #: the backend name: ``Run(..., backend=name)``, the journal's key for this sink
+    #: the backend name: ``Run(..., backend=name)``, the key of its runs in the journal
     name: str
 
-    def budget(self) -> Budget:
-        """The budget now (read from the environment, e.g. ``RUNSTREAM_SAGEMAKER_RATE``)."""
+    def run_ids(self, store: LocalStore, run_ids: Sequence[int] | None = None) -> list[int]:
+        """The store's runs registered for this sink (of ``run_ids``, if given)."""
 
-    def connect(self, store: LocalStore) -> AbstractAsyncContextManager[Connection]:
+    def data_per_second(self) -> float | None:
+        """The budget: metric data per second the service takes (from the environment);
+        None when the service publishes none."""
+
+    def status(self, store: LocalStore, run_id: int) -> SyncStatus:
+        """A run's sync state from the journal alone (no network)."""
+
+    async def check(self, store: LocalStore, run_ids: Sequence[int]) -> Outcome | None:
+        """One cheap call proving the credentials work for these runs; the failure, if any
+        (``runstream sync`` refuses to start on refused credentials)."""
+
+    def credentials_message(self, outcome: Outcome, store: LocalStore) -> str:
+        """What to tell the user when the service refuses the credentials."""
+
+    def connect(
+        self, store: LocalStore, owner: str, config: SyncConfig
+    ) -> AbstractAsyncContextManager[Connection]:
         """Open the clients (no network I/O needed yet); closed with the block."""
 
 
 # -- registration --------------------------------------------------------------------------
 
-#: Backend name -> ``"module:attribute"`` of a zero-argument callable returning the Sink.
-#: SageMaker is not listed yet: its engine (``sagemaker._sender.RunSync``, driven by
-#: ``sagemaker._sender.serve_sagemaker``) predates this interface and is what the agent runs
-#: for ``backend="sagemaker"``; porting it onto :class:`Connection` is the next step.
-SINKS: dict[str, str] = {}
-_made: dict[str, Sink] = {}
-_lock = threading.Lock()
-
-
-def register_sink(name: str, factory: str | Callable[[], Sink]) -> None:
-    """Make ``backend=name`` a sink: ``factory`` is a callable or ``"module:attribute"``."""
-    with _lock:
-        _made.pop(name, None)
-        if isinstance(factory, str):
-            SINKS[name] = factory
-        else:
-            SINKS[name] = f"<registered>:{name}"
-            _made[name] = factory()
+#: Backend name -> ``"module:attribute"`` of its :class:`Sink`.
+SINKS: dict[str, str] = {
+    "sagemaker": "runstream._backends.sagemaker._sink:SINK",
+    "mlflow": "runstream._backends.mlflow._sink:SINK",
+}
 
 
 def sink_named(name: str) -> Sink:
@@ -258,11 +207,18 @@ def sink_named(name: str) -> Sink:
     :raises KeyError: no sink has that name
     :raises ImportError: the sink's extra is not installed
     """
-    with _lock:
-        found = _made.get(name)
-        if found is not None:
-            return found
-        module, _, attribute = SINKS[name].partition(":")
-        factory: Callable[[], Sink] = getattr(importlib.import_module(module), attribute)
-        made = _made[name] = factory()
-        return made
+    module, _, attribute = SINKS[name].partition(":")
+    found: Sink = getattr(importlib.import_module(module), attribute)
+    return found
+
+
+def available_sinks(names: Sequence[str] | None = None) -> list[Sink]:
+    """The sinks whose extras are installed (of ``names``, if given): a store can only hold
+    runs registered for those (registering needs the sink's preflight)."""
+    found = []
+    for name in SINKS if names is None else names:
+        try:
+            found.append(sink_named(name))
+        except ImportError:
+            continue
+    return found

@@ -1,12 +1,11 @@
 """Command-line side of the remote backends: ``sync`` and ``status``.
 
-``runstream sync --backend mlflow`` does the same for the MLflow server of
-``MLFLOW_TRACKING_URI``; ``status`` lists the runs registered for either backend.
-
-``runstream sync [EXPERIMENT [RUN]]`` sends what the store holds and SageMaker has not
-acknowledged (naming an experiment or run also registers it, so a run logged locally
-can be published later); ``runstream status`` prints each registered run's sync state
-without touching the network. (``runs``/``show --backend sagemaker`` are in ``_browse``.)
+``runstream sync [EXPERIMENT [RUN]]`` runs the sync agent's engine in the foreground: it
+sends what the store holds and SageMaker (``--backend mlflow``: the MLflow server of
+``MLFLOW_TRACKING_URI``) has not acknowledged; naming an experiment or run also registers
+it, so a run logged locally can be published later. ``runstream status`` prints each
+registered run's sync state, for every backend, without touching the network.
+(``runs``/``show --backend ...`` are in ``_browse``.)
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ from ._common import Command, table
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from .._core._batch import RunKey
     from .._core._records import SyncStatus
     from .._store import LocalStore
 
@@ -52,12 +52,13 @@ def _sync_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _selected_ids(store: LocalStore, args: argparse.Namespace, *, register: bool) -> list[int]:
-    """Run ids the arguments name (registering them for sync if asked), or all registered."""
-    from .._backends import _journal
-
+def _selected_ids(
+    store: LocalStore, args: argparse.Namespace, backend: str | None, *, register: bool
+) -> list[int] | None:
+    """Run ids the arguments name (registering them for ``backend`` if asked), or None:
+    every registered run."""
     if not args.experiment:
-        return [t.run_id for t in _journal.targets(store)]
+        return None
     experiment = None if args.experiment == "-" else args.experiment.lower()
     if args.run:
         keys = [store.find_run(experiment, args.run.lower())]
@@ -65,18 +66,36 @@ def _selected_ids(store: LocalStore, args: argparse.Namespace, *, register: bool
         if experiment is not None:
             store.experiment(experiment)  # raises RunNotFoundError
         keys = [k for k, _ in store.run_keys(experiment, unassigned=experiment is None)]
-    if register:
-        from .._backends.sagemaker import check_sagemaker_name
-
-        for key in keys:
-            try:
-                if key.experiment_name is not None:
-                    check_sagemaker_name("experiment_name", key.experiment_name)
-                check_sagemaker_name("run", key.run_name)
-            except ValueError as exc:
-                raise SystemExit(f"runstream sync: {exc}") from exc
-            _journal.register(store, key.run_id)
+    if register and backend == "mlflow":
+        _register_mlflow(store, keys)
+    elif register:
+        _register_sagemaker(store, keys)
     return [k.run_id for k in keys]
+
+
+def _register_sagemaker(store: LocalStore, keys: Sequence[RunKey]) -> None:
+    from .._backends import _journal
+    from .._backends.sagemaker import check_sagemaker_name
+
+    for key in keys:
+        try:
+            if key.experiment_name is not None:
+                check_sagemaker_name("experiment_name", key.experiment_name)
+            check_sagemaker_name("run", key.run_name)
+        except ValueError as exc:
+            raise SystemExit(f"runstream sync: {exc}") from exc
+        _journal.register(store, key.run_id)
+
+
+def _register_mlflow(store: LocalStore, keys: Sequence[RunKey]) -> None:
+    from .._backends.mlflow import EndpointError, _journal, endpoint_from_uri
+
+    try:
+        uri = endpoint_from_uri().uri
+    except EndpointError as exc:
+        raise SystemExit(f"runstream sync: {exc}") from exc
+    for key in keys:
+        _journal.register(store, key.run_id, uri)
 
 
 def _print(statuses: Sequence[SyncStatus], agent: str | None = None) -> None:
@@ -96,50 +115,20 @@ def _print(statuses: Sequence[SyncStatus], agent: str | None = None) -> None:
         print(f"agent: {agent}")
 
 
-def _mlflow_ids(store: LocalStore, args: argparse.Namespace, *, register: bool) -> list[int]:
-    from .._backends.mlflow import _journal
-
-    if not args.experiment:
-        return [t.run_id for t in _journal.targets(store)]
-    experiment = None if args.experiment == "-" else args.experiment.lower()
-    if args.run:
-        keys = [store.find_run(experiment, args.run.lower())]
-    else:
-        if experiment is not None:
-            store.experiment(experiment)
-        keys = [k for k, _ in store.run_keys(experiment, unassigned=experiment is None)]
-    if register:
-        from .._backends.mlflow import EndpointError, endpoint_from_uri
-
-        try:
-            uri = endpoint_from_uri().uri
-        except EndpointError as exc:
-            raise SystemExit(f"runstream sync: {exc}") from exc
-        for key in keys:
-            _journal.register(store, key.run_id, uri)
-    return [k.run_id for k in keys]
-
-
 def _sync(args: argparse.Namespace, store: LocalStore) -> Any:
     import sys
-
-    if args.sync_backend == "mlflow":
-        from .._backends.mlflow import sync_store as mlflow_sync
-
-        found = mlflow_sync(store, _mlflow_ids(store, args, register=True), timeout=args.timeout)
-        if not args.json:
-            _print(found)
-        return found
 
     from .._backends._agent import sync_store
     from .._backends._journal import agent_description
 
-    ids = _selected_ids(store, args, register=True)
+    backend = args.sync_backend
+    ids = _selected_ids(store, args, backend, register=True)
     progress = _Progress() if sys.stdout.isatty() and not args.json else None
     try:
         statuses = sync_store(
             store,
             None if args.follow and not args.experiment else ids,
+            sinks=[backend],
             timeout=float("inf") if args.follow else args.timeout,
             follow=args.follow,
             on_round=None if progress is None else progress.update,
@@ -183,24 +172,12 @@ class _Progress:
 
 
 def _status(args: argparse.Namespace, store: LocalStore) -> Any:
-    try:
-        from .._backends._agent import statuses
-    except ImportError:  # no aws extra: nothing can have been registered
-        found: list[SyncStatus] = []
-        agent = None
-    else:
-        from .._backends._journal import agent_description
+    from .._backends._agent import statuses
+    from .._backends._journal import agent_description
 
-        found = statuses(store, _selected_ids(store, args, register=False))
-        agent = agent_description(store)
-    try:
-        from .._backends.mlflow import statuses as mlflow_statuses
-    except ImportError:  # no mlflow extra: nothing can have been registered
-        pass
-    else:
-        found += mlflow_statuses(store, _mlflow_ids(store, args, register=False))
+    found = statuses(store, _selected_ids(store, args, None, register=False))
     if not args.json:
-        _print(found, agent)
+        _print(found, agent_description(store) if found else None)
     return found
 
 

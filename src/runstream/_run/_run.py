@@ -657,6 +657,7 @@ class Run:
             self._backend,
             store,
             self._key.run_id,
+            self.run_name,
             artifact_bucket=self.artifact_bucket,
             artifact_prefix=self.artifact_prefix,
             sagemaker_session=self.sagemaker_session,

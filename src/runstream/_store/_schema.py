@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 __all__ = ("DB_NAME", "SCHEMA_VERSION", "migrate")
 
 DB_NAME = "runstream.db"
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 _DATA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -405,6 +405,10 @@ CREATE TABLE IF NOT EXISTS sync_mlflow_files (
 )
 """
 
+# Version 8: the MLflow sink runs in the sync agent: when a round last left a run with
+# nothing pending (a closing run inside a job waits for a round that began after it closed).
+_MLFLOW_CAUGHT_UP = {"sync_mlflow_runs": "caught_up REAL"}
+
 
 # What each version adds to the one before it.
 _STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {
@@ -415,6 +419,7 @@ _STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {
     5: _upgrade_step_keys,
     6: _sink_keys,
     7: _create(_MLFLOW),
+    8: _add_columns(_MLFLOW_CAUGHT_UP),
 }
 
 

@@ -8,17 +8,14 @@ Needs the ``mlflow`` extra (httpx); a SageMaker ARN also the ``aws`` extra (boto
 from __future__ import annotations
 
 from ._endpoint import ENV_TRACKING_URI, Endpoint, EndpointError, SigV4Signer, endpoint_from_uri
-from ._sender import MLflowSender, RunSync, preflight, statuses, sync_store
+from ._sender import RunSync, preflight
 
 __all__ = (
     "ENV_TRACKING_URI",
     "Endpoint",
     "EndpointError",
-    "MLflowSender",
     "RunSync",
     "SigV4Signer",
     "endpoint_from_uri",
     "preflight",
-    "statuses",
-    "sync_store",
 )

@@ -8,13 +8,13 @@ that means for the sender (the same categories as the SageMaker backend's).
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 import httpx
 import orjson
+
+from .._sink import Failure, Outcome
 
 if TYPE_CHECKING:
     from ._endpoint import Endpoint
@@ -24,26 +24,6 @@ __all__ = ("API", "Failure", "MLflowClient", "MLflowError", "Outcome", "classify
 API = "/api/2.0/mlflow"
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 _TIMEOUT = httpx.Timeout(30.0, connect=10.0)
-
-
-class Failure(enum.Enum):
-    """What a failed call means (the sink interface's categories)."""
-
-    THROTTLED = "throttled"  # 429: slow down, send the same again
-    TRANSIENT = "transient"  # network, timeouts, 5xx: back off, send the same again
-    AUTH = "auth"  # 401/403: credentials refused; block, keep everything
-    REJECTED = "rejected"  # the request is wrong (INVALID_PARAMETER_VALUE...): never resend
-    EXISTS = "exists"  # RESOURCE_ALREADY_EXISTS: create-or-get found it
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    failure: Failure
-    code: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.message}" if self.message else self.code
 
 
 class MLflowError(Exception):

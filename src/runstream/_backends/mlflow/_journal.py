@@ -190,13 +190,18 @@ def note(
     throttled: int = 0,
     retried: int = 0,
     caught_up: bool = False,
+    round_began: float | None = None,
 ) -> None:
+    """A round's end (``caught_up``: nothing was left when it ended; ``round_began``: when
+    it began, recorded as the run's ``caught_up`` time) or a failure."""
+    began = round_began if caught_up and round_began is not None else None
     with store.transaction("record MLflow sync state") as db:
         db.execute(
             "UPDATE sync_mlflow_runs SET last_error = CASE WHEN ? THEN NULL "
             "ELSE coalesce(?, last_error) END, blocked = ?, throttled = throttled + ?, "
-            "points_retried = points_retried + ?, last_sync = ? WHERE run_id = ?",
-            (caught_up, error, blocked, throttled, retried, time.time(), run_id),
+            "points_retried = points_retried + ?, last_sync = ?, "
+            "caught_up = coalesce(?, caught_up) WHERE run_id = ?",
+            (caught_up, error, blocked, throttled, retried, time.time(), began, run_id),
         )
 
 
@@ -369,7 +374,8 @@ def record_upload(
 def counters(store: LocalStore, run_id: int) -> sqlite3.Row | tuple[Any, ...]:
     rows = store.query(
         "SELECT points_sent, points_retried, points_rejected, data_sent, api_calls, throttled, "
-        "files_uploaded, blocked, last_error, last_sync FROM sync_mlflow_runs WHERE run_id = ?",
+        "files_uploaded, blocked, last_error, last_sync, caught_up FROM sync_mlflow_runs "
+        "WHERE run_id = ?",
         (run_id,),
     )
     return tuple(rows[0])

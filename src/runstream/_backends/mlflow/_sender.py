@@ -10,20 +10,17 @@ MLflow stores once.
 Failures never reach the training loop: 429, 5xx and network errors are retried with
 back-off (the same batch); a batch refused with INVALID_PARAMETER_VALUE is split in halves
 until the refused points are alone, and those are reported and kept locally; refused
-credentials (401/403) *block* the run until they work again. :class:`MLflowSender` runs in
-the run's flusher event loop behind the :class:`~runstream._backends.Sender` protocol;
-:func:`sync_store` is ``runstream sync`` for runs registered for MLflow.
+credentials (401/403) *block* the run until they work again. The store's sync agent runs
+the rounds (:mod:`._sink`); the training process only runs :func:`preflight`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import math
-import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -33,6 +30,8 @@ from ..._core._batch import RunKey
 from ..._core._exceptions import BackendError
 from ..._core._records import SyncStatus
 from ..._flush._backoff import Backoff
+from .. import _journal as agent_journal
+from .._sink import SyncConfig
 from .._thread import in_thread
 from . import _journal as journal
 from ._client import Failure, MLflowClient, MLflowError, Outcome, classify
@@ -45,15 +44,13 @@ if TYPE_CHECKING:
     from ._journal import RunTarget
 
 __all__ = (
-    "MLflowSender",
     "RunSync",
-    "SyncConfig",
-    "pending_points",
+    "credentials_message",
+    "files_pending",
+    "pending",
     "preflight",
     "replace_status",
     "status",
-    "statuses",
-    "sync_store",
 )
 
 _log = logging.getLogger("runstream")
@@ -61,15 +58,6 @@ _log = logging.getLogger("runstream")
 STATUS = {"Completed": "FINISHED", "Failed": "FAILED", "Stopped": "KILLED"}
 _TERMINAL = frozenset(STATUS)
 DEFAULT_EXPERIMENT = "0"  # MLflow's "Default" experiment: runs logged with no experiment
-
-
-@dataclass(frozen=True, slots=True)
-class SyncConfig:
-    interval: float = 1.0
-    max_chunks: int = 256
-    lease_ttl: float = 30.0
-    blocked_retry: float = 60.0
-    max_backoff: float = 30.0
 
 
 DEFAULT_CONFIG = SyncConfig()
@@ -88,19 +76,17 @@ class RunSync:
         self,
         store: LocalStore,
         target: RunTarget,
-        client: MLflowClient,
+        clients: Callable[[str], MLflowClient],
         *,
         owner: str,
         config: SyncConfig = DEFAULT_CONFIG,
-        final: bool = False,
     ) -> None:
         self.store = store
         self.target = target
-        self._client = client
+        self._clients = clients
         self._owner = owner
         self._config = config
         self._backoff = Backoff(cap=config.max_backoff)
-        self.final = final
         self.blocked: str | None = None
         self.elsewhere = False
         self.files_pending = 0
@@ -108,6 +94,11 @@ class RunSync:
         self.others_open = False
         self.snapshot: SyncStatus | None = None
         self._artifact_uri: str | None = None
+
+    @property
+    def _client(self) -> MLflowClient:
+        """The client of the run's server (a run registered anew may name another)."""
+        return self._clients(self.target.uri)
 
     @property
     def ready(self) -> bool:
@@ -119,6 +110,7 @@ class RunSync:
     async def round(self) -> bool:
         """Send what is pending now. True when everything known was acknowledged."""
         store, run_id = self.store, self.target.run_id
+        began = time.time()
         if not journal.acquire_lease(store, run_id, self._owner, self._config.lease_ttl):
             self.elsewhere = True
             return False
@@ -136,7 +128,7 @@ class RunSync:
             return False
         self.blocked = None
         self._backoff.succeeded()
-        journal.note(store, run_id, caught_up=caught_up)
+        journal.note(store, run_id, caught_up=caught_up, round_began=began)
         self.refresh()
         return caught_up
 
@@ -144,7 +136,10 @@ class RunSync:
         if self.target.mlflow_run_id is None:
             await self.ensure_run()
         record = self._record()
-        final = self.final or _over(record)
+        # A step goes once final: every open worker logged a later one. A run is over when
+        # its workers all ended, or when no live process has it open any more (a worker
+        # that was killed stays InProgress: its last steps must still go).
+        final = _over(record) or not self._open_elsewhere()
         open_workers = (
             set() if final else {w.worker for w in record.workers if w.status == "InProgress"}
         )
@@ -209,15 +204,21 @@ class RunSync:
         )
         self.refresh()
 
+    def _open_elsewhere(self) -> bool:
+        """A live training process has this run open for MLflow (it may log more)."""
+        clients = agent_journal.live_clients(self.store)
+        return any(r == self.target.run_id and s == "mlflow" for _, r, s in clients)
+
     def _record(self) -> RunRecord:
         t = self.target
         return self.store.records([RunKey(t.run_id, t.experiment_name, t.run_name)])[0]
 
     def refresh(self) -> None:
-        self.snapshot = status(self.store, self.target, files_pending=self.files_pending)
+        self.snapshot = status(self.store, self.target, files=self.files_pending)
 
-    def release(self) -> None:
+    async def release(self) -> None:
         journal.release_lease(self.store, self.target.run_id, self._owner)
+        self.refresh()
 
     # -- metrics --------------------------------------------------------------------------
 
@@ -528,165 +529,75 @@ def replace_status(snapshot: SyncStatus, **changes: Any) -> SyncStatus:
 # -- reporting --------------------------------------------------------------------------
 
 
-def pending_points(store: LocalStore, run_id: int) -> int:
-    """Logged points in the store the MLflow server has not acknowledged yet."""
+def pending(store: LocalStore, run_id: int) -> tuple[int, int]:
+    """``(points, steps)`` in the store the MLflow server has not acknowledged yet (a step
+    of a metric is one MLflow point, however many workers logged it)."""
     from ..._core import _aggregate
 
-    total = 0
+    points = steps = 0
     for cursor in journal.metric_cursors(store, run_id):
         rows = store.query(
-            "SELECT id, points, data FROM chunks WHERE metric_id = ? AND id > ?",
+            "SELECT id, points, first_step, last_step, data FROM chunks "
+            "WHERE metric_id = ? AND id > ?",
             (cursor.metric_id, cursor.chunk_mark),
         )
-        for chunk_id, points, blob in rows:
-            if int(chunk_id) > cursor.read_mark:
-                total += int(points)
+        for chunk_id, count, first, last, blob in rows:
+            if int(chunk_id) > cursor.read_mark:  # unread: counted without decoding
+                points += int(count)
+                span = int(last) - int(first) + 1 if int(first) >= 0 else int(count)
+                steps += min(int(count), max(1, span))
             else:
                 stats = _aggregate.decode(bytes(blob))
-                total += int(stats.count[stats.step > cursor.step_mark].sum())
-    return total
+                later = stats.step > cursor.step_mark
+                points += int(stats.count[later].sum())
+                steps += int(later.sum())
+    return points, steps
 
 
-def status(store: LocalStore, target: RunTarget, *, files_pending: int = 0) -> SyncStatus:
+def files_pending(store: LocalStore, run_id: int) -> int:
+    done = journal.uploads(store, run_id)
+    rows = store.query(
+        "SELECT direction, name, sha256 FROM artifacts WHERE run_id = ? AND sha256 IS NOT NULL",
+        (run_id,),
+    )
+    return sum(1 for d, n, s in rows if done.get((str(d), str(n)), ("", ""))[0] != s)
+
+
+def status(store: LocalStore, target: RunTarget, *, files: int | None = None) -> SyncStatus:
+    """A run's MLflow sync state from the store. MLflow publishes no rate budget, so the lag
+    in seconds is unknown (None); ``data_pending`` is the steps not yet sent."""
     row = journal.counters(store, target.run_id)
-    pending = pending_points(store, target.run_id)
+    points, steps = pending(store, target.run_id)
+    files = files_pending(store, target.run_id) if files is None else files
     blocked = None if row[7] is None else str(row[7])
-    state = "blocked" if blocked else "pending" if pending or files_pending else "synced"
+    state = "blocked" if blocked else "pending" if points or files else "synced"
     return SyncStatus(
         experiment_name=target.experiment_name,
         run_name=target.run_name,
         backend="mlflow",
         state=state,
-        points_pending=pending,
+        points_pending=points,
+        data_pending=steps,
+        resolution="full",
         points_sent=int(row[0]),
         points_retried=int(row[1]),
         points_rejected=int(row[2]),
         data_sent=int(row[3]),
         api_calls=int(row[4]),
         throttled=int(row[5]),
-        files_pending=files_pending,
+        files_pending=files,
         files_uploaded=int(row[6]),
         last_error=blocked or (None if row[8] is None else str(row[8])),
         last_sync=None if row[9] is None else float(row[9]),
+        caught_up=None if row[10] is None else float(row[10]),
+        agent=agent_journal.agent_description(store),
     )
-
-
-def statuses(store: LocalStore, run_ids: Sequence[int] | None = None) -> list[SyncStatus]:
-    """The MLflow sync state of the store's registered runs, without any network call."""
-    out = []
-    for target in journal.targets(store, run_ids):
-        done = journal.uploads(store, target.run_id)
-        rows = store.query(
-            "SELECT direction, name, sha256 FROM artifacts WHERE run_id = ? AND sha256 IS NOT NULL",
-            (target.run_id,),
-        )
-        files = sum(1 for d, n, s in rows if done.get((str(d), str(n)), ("", ""))[0] != s)
-        out.append(status(store, target, files_pending=files))
-    return out
-
-
-# -- inside a run: the flusher's sender ------------------------------------------------
-
-
-class MLflowSender:
-    """Runs a run's MLflow sync beside its flusher; drains it when the run closes. Also
-    finishes runs of the same store an earlier process left unsent, after its own."""
-
-    def __init__(
-        self,
-        store: LocalStore,
-        run_id: int,
-        *,
-        endpoint: Endpoint,
-        owner: str,
-        close_timeout: float = 60.0,
-        config: SyncConfig | None = None,
-    ) -> None:
-        self._store = store
-        self._run_id = run_id
-        self._endpoint = endpoint
-        self._close_timeout = close_timeout
-        self._config = config or DEFAULT_CONFIG
-        self._closing = threading.Event()
-        self._closed_at = math.inf
-        self._own: RunSync | None = None
-        self.owner = owner
-
-    def close(self) -> None:
-        self._closed_at = time.monotonic()
-        self._closing.set()
-
-    @property
-    def status(self) -> SyncStatus | None:
-        return None if self._own is None else self._own.snapshot
-
-    def file_options(self, direction: str, name: str, extra_args: dict[str, Any]) -> None:
-        """``log_file(extra_args=)`` are S3 upload arguments: the MLflow backend has none."""
-
-    async def run(self) -> None:
-        try:
-            async with MLflowClient(self._endpoint) as client:
-                await self._serve(client)
-        except Exception:
-            _log.exception("runstream: the MLflow sender stopped; data stays in the store")
-            while not self._closing.is_set():
-                await anyio.sleep(0.05)
-
-    async def _serve(self, client: MLflowClient) -> None:
-        store, owner = self._store, self.owner
-        found = [t for t in journal.targets(store) if t.uri == self._endpoint.uri]
-        syncs = [RunSync(store, t, client, owner=owner, config=self._config) for t in found]
-        own = next(s for s in syncs if s.target.run_id == self._run_id)
-        self._own = own
-        own.refresh()
-        others = [s for s in syncs if s is not own]
-        try:
-            while not self._closing.is_set():
-                caught_up = own.ready and await own.round()
-                if others and others[0].ready:
-                    leftover = others.pop(0)
-                    if not await leftover.round():
-                        others.append(leftover)
-                    else:
-                        leftover.release()
-                idle = caught_up or own.elsewhere
-                await self._pause(self._config.interval if idle else 0.05)
-            await self._drain(own)
-        finally:
-            for sync in syncs:
-                sync.release()
-
-    async def _pause(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while not self._closing.is_set() and time.monotonic() < deadline:
-            await anyio.sleep(min(0.05, seconds))
-
-    async def _drain(self, own: RunSync) -> None:
-        remaining = self._closed_at + self._close_timeout - time.monotonic()
-        with anyio.move_on_after(max(0.0, remaining)):
-            while not await own.round():
-                if own.blocked or own.elsewhere or own.others_open:
-                    break  # others_open: the last worker to close sends the rest
-                await own.wait()
-        own.refresh()
-        left = own.snapshot
-        handed_over = own.elsewhere or own.others_open
-        if left is not None and left.state != "synced" and not handed_over:
-            _log.warning(
-                "runstream: run %r closed with %d points and %d files not yet in MLflow "
-                "(%s); they are kept in %s: run `runstream sync` to send them",
-                own.target.run_name,
-                left.points_pending,
-                left.files_pending,
-                left.last_error or f"not done after close_timeout={self._close_timeout}s",
-                self._store.path,
-            )
 
 
 # -- at run start -------------------------------------------------------------------------
 
 
-def preflight(store: LocalStore, run_id: int, *, owner: str | None = None) -> Endpoint:
+def preflight(store: LocalStore, run_id: int) -> Endpoint:
     """Register the run for MLflow sync and create-or-get its experiment and run now.
 
     Refused credentials raise :class:`BackendError` before the training loop starts; an
@@ -701,13 +612,13 @@ def preflight(store: LocalStore, run_id: int, *, owner: str | None = None) -> En
     journal.register(store, run_id, endpoint.uri)
     # The lease serializes create-or-get between the processes of one store (two workers
     # starting together must not create two MLflow runs of one name).
-    holder = owner or journal.new_owner()
+    holder = journal.new_owner()
     leased = journal.acquire_lease(store, run_id, holder, DEFAULT_CONFIG.lease_ttl)
     target = journal.targets(store, [run_id])[0]
 
     async def check() -> Outcome | None:
         async with MLflowClient(endpoint) as client:
-            sync = RunSync(store, target, client, owner=holder)
+            sync = RunSync(store, target, lambda uri: client, owner=holder)
             try:
                 if target.mlflow_run_id is not None:
                     await client.get("runs/get", run_id=target.mlflow_run_id)
@@ -724,19 +635,12 @@ def preflight(store: LocalStore, run_id: int, *, owner: str | None = None) -> En
     try:
         outcome = in_thread(lambda: anyio.run(check), "runstream-mlflow-preflight")
     finally:
-        if owner is None and leased:
+        if leased:  # the agent sends the run from now on
             journal.release_lease(store, run_id, holder)
     if outcome is None:
         return endpoint
     if outcome.failure is Failure.AUTH:
-        if owner is not None:
-            journal.release_lease(store, run_id, owner)
-        raise BackendError(
-            f"the MLflow server at {endpoint.uri} refused the credentials ({outcome}). Check "
-            "MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/PASSWORD (a SageMaker ARN: "
-            "the AWS credentials). Nothing was sent; the store keeps everything logged "
-            f"({store.path}): fix them and run `runstream sync`."
-        )
+        raise BackendError(credentials_message(outcome, store, endpoint.uri))
     _log.warning(
         "runstream: cannot reach the MLflow server at %s now (%s); run %r logs to %s and "
         "syncs when it can",
@@ -748,39 +652,10 @@ def preflight(store: LocalStore, run_id: int, *, owner: str | None = None) -> En
     return endpoint
 
 
-# -- runstream sync -----------------------------------------------------------------------
-
-
-def sync_store(
-    store: LocalStore,
-    run_ids: Sequence[int] | None = None,
-    *,
-    timeout: float = 300.0,
-    config: SyncConfig | None = None,
-) -> list[SyncStatus]:
-    """Send what the store's MLflow runs (or ``run_ids``) have not sent: every step, the
-    runs' workers treated as done (nothing logs into them any more)."""
-    targets = journal.targets(store, run_ids)
-    if not targets:
-        return []
-    config = config or DEFAULT_CONFIG
-
-    async def main() -> list[SyncStatus]:
-        owner = journal.new_owner()
-        snapshots: list[SyncStatus] = []
-        for target in targets:
-            endpoint = endpoint_from_uri(target.uri)
-            async with MLflowClient(endpoint) as client:
-                sync = RunSync(store, target, client, owner=owner, config=config, final=True)
-                with anyio.move_on_after(timeout):
-                    while not await sync.round():
-                        if sync.blocked or sync.elsewhere:
-                            break
-                        await sync.wait()
-                sync.release()
-                sync.refresh()
-                if sync.snapshot is not None:
-                    snapshots.append(sync.snapshot)
-        return snapshots
-
-    return anyio.run(main)
+def credentials_message(outcome: Outcome, store: LocalStore, uri: str) -> str:
+    return (
+        f"the MLflow server at {uri} refused the credentials ({outcome}). Check "
+        "MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/PASSWORD (a SageMaker ARN: "
+        "the AWS credentials). Nothing was sent; the store keeps everything logged "
+        f"({store.path}): fix them and run `runstream sync`."
+    )

@@ -10,11 +10,10 @@ from __future__ import annotations
 from ._entities import check_sagemaker_name
 from ._jobs import job_run
 from ._read import SageMakerView, read_run, read_runs
-from ._sender import SyncConfig, data_per_second, preflight
+from ._sender import data_per_second, preflight
 
 __all__ = (
     "SageMakerView",
-    "SyncConfig",
     "check_sagemaker_name",
     "data_per_second",
     "job_run",

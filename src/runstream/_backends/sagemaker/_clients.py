@@ -11,7 +11,6 @@ a throttled call slows the token bucket and only the failed items are sent again
 
 from __future__ import annotations
 
-import enum
 import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -30,6 +29,7 @@ from botocore.exceptions import (
 )
 
 from ..._core._environment import ENVIRON_LOCK
+from .._sink import Failure, Outcome
 
 __all__ = ("Clients", "Failure", "Outcome", "classify", "open_clients", "session_for")
 
@@ -78,26 +78,6 @@ _THROTTLE_CODES = frozenset(
         "RequestThrottledException",
     }
 )
-
-
-class Failure(enum.Enum):
-    """What to do about a failed call."""
-
-    THROTTLED = "throttled"  # slow down, then send the same again
-    TRANSIENT = "transient"  # network or 5xx: back off, then send the same again
-    AUTH = "auth"  # credentials refused: stop until they change, keep everything
-    REJECTED = "rejected"  # the request itself is wrong: report it, never resend it
-    EXISTS = "exists"  # create-or-load: the entity is there already
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    failure: Failure
-    code: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.message}" if self.message else self.code
 
 
 def classify(exc: BaseException) -> Outcome:

@@ -12,19 +12,16 @@ items refused one by one are retried alone (INTERNAL_ERROR, CONFLICT_ERROR) or r
 (anything else); refused credentials *block* the run (nothing is sent, everything is
 kept) until they work again. Each is counted in the run's sync state.
 
-:func:`serve_sagemaker` is the agent's loop for this sink (see :mod:`.._agent`).
+The store's sync agent runs the rounds (:mod:`._sink`, :mod:`.._agent`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import math
-import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -36,6 +33,7 @@ from ..._core._batch import RunKey
 from ..._core._exceptions import BackendError
 from ..._flush._backoff import Backoff
 from .. import _journal as journal
+from .._sink import SyncConfig
 from .._thread import in_thread
 from ._clients import Clients, Failure, Outcome, classify, open_clients, session_for
 from ._entities import EntityError, ensure_entities, trial_component_update
@@ -56,13 +54,12 @@ if TYPE_CHECKING:
     from .._journal import CallResult, Target
 
 __all__ = (
-    "ENV_MAX_LAG",
+    "Identity",
     "RunSync",
-    "SyncConfig",
     "credentials_message",
     "data_per_second",
+    "inline",
     "preflight",
-    "serve_sagemaker",
 )
 
 T = TypeVar("T")
@@ -70,55 +67,7 @@ Blocking = Callable[[Callable[[], Any]], Awaitable[Any]]
 _log = logging.getLogger("runstream")
 
 
-@dataclass(frozen=True, slots=True)
-class SyncConfig:
-    """How a sender paces itself (the per-API rates are in :mod:`._ratelimit`).
-
-    :param interval: seconds between rounds while a run is open
-    :param horizon: a round sends at most this many seconds of the BatchPutMetrics budget,
-        then other runs get a turn (the cursors say where it resumes)
-    :param max_lag: the lag bound: a backlog that would take longer than this many seconds
-        of the budget to send has its oldest steps grouped (``RUNSTREAM_MAX_LAG``)
-    :param max_chunks: chunks one series reads per round (bounds memory)
-    :param lease_ttl: seconds a sender's claim on a run lasts without renewal
-    :param blocked_retry: seconds between attempts while credentials are refused
-    :param max_backoff: the longest wait after a failure
-    :param file_concurrency: uploads in flight per run
-    """
-
-    interval: float = 1.0
-    horizon: float = 2.0
-    max_lag: float = 600.0
-    max_chunks: int = 512
-    lease_ttl: float = 30.0
-    blocked_retry: float = 60.0
-    max_backoff: float = 30.0
-    file_concurrency: int = 4
-
-    @classmethod
-    def from_environment(cls) -> SyncConfig:
-        """``RUNSTREAM_MAX_LAG``, and (for tests) ``RUNSTREAM_SYNC_INTERVAL`` and
-        ``RUNSTREAM_SYNC_MAX_BACKOFF``, over :data:`DEFAULT_CONFIG`."""
-        found = DEFAULT_CONFIG
-        for field_name, variable in (
-            ("max_lag", ENV_MAX_LAG),
-            ("interval", "RUNSTREAM_SYNC_INTERVAL"),
-            ("max_backoff", "RUNSTREAM_SYNC_MAX_BACKOFF"),
-        ):
-            text = os.environ.get(variable)
-            if text:
-                try:
-                    value = float(text)
-                except ValueError:
-                    value = -1.0
-                if not value > 0:
-                    raise ValueError(f"{variable}={text!r}: must be a positive number of seconds")
-                found = replace(found, **{field_name: value})  # type: ignore[arg-type]
-        return found
-
-
 DEFAULT_CONFIG = SyncConfig()
-ENV_MAX_LAG = "RUNSTREAM_MAX_LAG"
 
 
 class _Stop(Exception):
@@ -129,7 +78,7 @@ class _Stop(Exception):
         self.outcome = outcome
 
 
-class _Identity:
+class Identity:
     """The caller's account, asked of STS once per set of clients."""
 
     def __init__(self, clients: Clients) -> None:
@@ -153,7 +102,7 @@ class RunSync:
         store: LocalStore,
         target: Target,
         clients: Clients,
-        identity: _Identity,
+        identity: Identity,
         blocking: Blocking,
         *,
         owner: str,
@@ -203,6 +152,7 @@ class RunSync:
             self.elsewhere = True  # another live process is sending this run: let it
             return False
         self.elsewhere = False
+        self.file_options = await self._run(lambda: journal.file_options(store, run_id))
         try:
             caught_up = await self._round()
         except _Stop as stop:
@@ -576,102 +526,9 @@ class RunSync:
         return True
 
 
-# -- the agent's engine for SageMaker -----------------------------------------------------
-
-
 def data_per_second() -> float:
     """The BatchPutMetrics budget in data per second (what the lag is measured in)."""
     return bucket("BatchPutMetrics").ceiling * BATCH_SIZE
-
-
-async def serve_sagemaker(
-    store: LocalStore,
-    owner: str,
-    config: SyncConfig,
-    *,
-    linger: float,
-    idle: float,
-    until_idle: bool = False,
-    follow: bool = False,
-    timeout: float | None = None,
-    run_ids: Sequence[int] | None = None,
-    on_round: Callable[[list[SyncStatus]], None] | None = None,
-) -> list[SyncStatus]:
-    """The agent's loop over every run registered for SageMaker (see :mod:`.._agent`)."""
-
-    started = time.monotonic()
-    deadline = math.inf if timeout is None else started + timeout
-    last_client = time.monotonic()
-    idle_since: float | None = None
-    syncs: dict[int, RunSync] = {}
-    async with open_clients(session_for()) as clients:
-        identity = _Identity(clients)
-        try:
-            while True:
-                now = time.monotonic()
-                if not store.path.exists():
-                    _log.warning("runstream: the store %s is gone; stopping", store.path)
-                    break
-                live = journal.live_clients(store)
-                if live:
-                    last_client = now
-                found = journal.targets(store, run_ids)
-                for target in found:
-                    if target.run_id not in syncs:
-                        syncs[target.run_id] = RunSync(
-                            store, target, clients, identity, _inline, owner=owner, config=config
-                        )
-                done_all = True
-                for sync in list(syncs.values()):
-                    if not sync.ready:
-                        done_all = done_all and sync.blocked is not None
-                        continue
-                    sync.file_options = journal.file_options(store, sync.target.run_id)
-                    caught_up = await sync.round()
-                    if not caught_up and sync.blocked is None:
-                        done_all = False
-                state = "sending" if not done_all else "idle"
-                if not journal.claim_agent(store, owner, journal.AGENT_TTL, state, None):
-                    _log.warning("runstream: another agent took over %s", store.path)
-                    break
-                if on_round is not None:
-                    on_round(
-                        [
-                            journal.status(
-                                store,
-                                s.target,
-                                files_pending=journal.files_pending(store, s.target),
-                                data_per_second=data_per_second(),
-                            )
-                            for s in syncs.values()
-                        ]
-                    )
-                if done_all and (until_idle or not live):
-                    if until_idle:
-                        break
-                    idle_since = now if idle_since is None else idle_since
-                    if not follow and now - idle_since >= idle:
-                        break
-                else:
-                    idle_since = None
-                if not follow and not live and not until_idle and now - last_client > linger:
-                    _log.warning(
-                        "runstream: giving up after %.0fs with no training process; what "
-                        "is left stays in %s (`runstream sync` sends it)",
-                        linger,
-                        store.path,
-                    )
-                    break
-                if now > deadline:
-                    break
-                await anyio.sleep(config.interval if done_all else 0.02)
-        finally:
-            with anyio.CancelScope(shield=True):
-                for sync in syncs.values():
-                    with contextlib.suppress(Exception):
-                        await sync.release()
-                        await sync.refresh()
-    return [s.snapshot for s in syncs.values() if s.snapshot is not None]
 
 
 # -- at run start: fail early on credentials ----------------------------------------------
@@ -738,5 +595,5 @@ def credentials_message(outcome: Outcome, store: LocalStore) -> str:
     )
 
 
-async def _inline(fn: Callable[[], Any]) -> Any:
+async def inline(fn: Callable[[], Any]) -> Any:
     return fn()
