@@ -38,8 +38,11 @@ def free_port() -> int:
 class MLflowServer:
     """``mlflow server`` as a real process: start, kill (SIGKILL), start again."""
 
-    def __init__(self, root: Path, port: int | None = None) -> None:
+    def __init__(self, root: Path, port: int | None = None, *, artifact_root: str = "") -> None:
+        """``artifact_root``: an ``s3://`` location the server only names (no artifact
+        serving): clients upload there directly. Default: the server serves artifacts."""
         self.root = root
+        self.artifact_root = artifact_root
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
@@ -50,9 +53,12 @@ class MLflowServer:
         command = [
             sys.executable, "-m", "mlflow", "server",
             "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
-            "--serve-artifacts", "--artifacts-destination", str(self.root / "artifacts"),
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
         ]  # fmt: skip
+        if self.artifact_root:
+            command += ["--no-serve-artifacts", "--default-artifact-root", self.artifact_root]
+        else:
+            command += ["--serve-artifacts", "--artifacts-destination", str(self.root / "artifacts")]
         # No job runner (MLflow 3 starts one with several huey consumers): a tracking server only.
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         with self.log.open("ab") as log:

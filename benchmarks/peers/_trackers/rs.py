@@ -104,9 +104,18 @@ class RunstreamMLflow(Runstream):
         return super().open()
 
     def close(self) -> None:
-        super().close()  # drains the sender: returns once MLflow acknowledged everything
+        super().close()  # returns after the local write: the store's agent sends
+
+    def _wait_acknowledged(self) -> None:
+        """After close (not timed as close): until the agent has sent the run, from the
+        acknowledgements in its sync state (bounded at 600 s)."""
+        deadline = time.perf_counter() + 600
+        while True:
+            sync = self.run.stats.sync
+            if sync is not None and sync.state != "pending" or time.perf_counter() > deadline:
+                break
+            time.sleep(0.02)
         self._acked_s = time.perf_counter() - self._opened
-        sync = self.run.stats.sync
         self._acked = 0 if sync is None else sync.points_sent
 
     def read_back(self) -> dict[str, int]:
@@ -124,8 +133,9 @@ class RunstreamMLflow(Runstream):
         return counts
 
     def notes(self) -> list[str]:
-        if getattr(self, "_acked_s", None) is None:
-            return ["one MLflow point per step (the merged series), sent by the run's sender"]
+        if getattr(self, "_opened", None) is None:
+            return ["one MLflow point per step (the merged series), sent by the store's agent"]
+        self._wait_acknowledged()
         rate = self._acked / self._acked_s if self._acked_s else 0.0
         return [
             f"{self._acked:,} points acknowledged {self._acked_s:.2f}s after open "

@@ -54,7 +54,6 @@ __all__ = (
     "CallResult",
     "Cursor",
     "Item",
-    "Journal",
     "Target",
     "acquire_lease",
     "agent_description",
@@ -670,23 +669,6 @@ def status(
         last_error=blocked or _opt(row[8]),
         last_sync=None if row[9] is None else float(row[9]),
     )
-
-
-class Journal:
-    """The journal of one sink in one store (what :meth:`Connection.extras` is given)."""
-
-    def __init__(self, store: LocalStore, sink: str) -> None:
-        self.store = store
-        self.sink = sink
-
-    def note(self, run_id: int, *, error: str | None = None) -> None:
-        note(self.store, run_id, error=error, sink=self.sink)
-
-    def targets(self, run_ids: Sequence[int] | None = None) -> list[Target]:
-        return targets(self.store, run_ids, sink=self.sink)
-
-    def uploads(self, run_id: int) -> dict[tuple[str, str], tuple[str, str]]:
-        return uploads(self.store, run_id, sink=self.sink)
 
 
 # -- log_file(extra_args=) ----------------------------------------------------------------

@@ -216,6 +216,8 @@ class SyncStatus(msgspec.Struct, frozen=True, kw_only=True):
     agent: str | None = None
     #: when the last round that left nothing of the run pending began (epoch seconds)
     caught_up: float | None = None
+    #: ``log_file`` copies the backend refused for good (kept in the store, not resent)
+    files_rejected: int = 0
 
 
 class RunStats(msgspec.Struct, frozen=True, kw_only=True):

@@ -11,12 +11,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
+import anyio
 import httpx
 import orjson
 
 from .._sink import Failure, Outcome
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
     from ._endpoint import Endpoint
 
 __all__ = ("API", "Failure", "MLflowClient", "MLflowError", "Outcome", "classify")
@@ -162,11 +166,23 @@ class MLflowClient:
             body["tags"] = tags
         await self.post("runs/log-batch", body)
 
-    async def put_artifact(self, artifact_path: str, content: bytes, media_type: str) -> None:
-        """Upload through the server's artifact proxy (``--serve-artifacts``)."""
-        await self.request(
-            "PUT", f"{ARTIFACTS}/{quote(artifact_path)}", content=content, content_type=media_type
-        )
+    async def put_artifact(
+        self, artifact_path: str, path: Path, *, sha256: str, media_type: str
+    ) -> None:
+        """Upload a file through the server's artifact proxy (``--serve-artifacts``),
+        streamed from disk: a checkpoint of gigabytes is never held in memory. The store's
+        copy is content-addressed, so its SHA-256 (the signed payload hash) is known without
+        reading it twice."""
+        url = f"{self.endpoint.url}{ARTIFACTS}/{quote(artifact_path)}"
+        size = (await anyio.Path(path).stat()).st_size
+        headers = {**self.endpoint.headers, "Content-Type": media_type}
+        headers["Content-Length"] = str(size)
+        if self.endpoint.signer is not None:
+            headers = self.endpoint.signer.sign("PUT", url, headers, b"", streamed=(size, sha256))
+        response = await self._http.put(url, content=_chunks(path), headers=headers)
+        if response.status_code >= 400:
+            code, message = _error(response)
+            raise MLflowError(response.status_code, code, message)
 
     async def get_artifact(self, artifact_path: str) -> bytes:
         url = f"{self.endpoint.url}{ARTIFACTS}/{quote(artifact_path)}"
@@ -178,6 +194,12 @@ class MLflowClient:
             code, message = _error(response)
             raise MLflowError(response.status_code, code, message)
         return response.content
+
+
+async def _chunks(path: Path, size: int = 1 << 20) -> AsyncIterator[bytes]:
+    async with await anyio.open_file(path, "rb") as file:
+        while chunk := await file.read(size):
+            yield chunk
 
 
 def _quote(text: str) -> str:

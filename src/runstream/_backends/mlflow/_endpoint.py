@@ -102,15 +102,33 @@ class SigV4Signer:
             self._credentials = found
         return self._credentials
 
-    def sign(self, method: str, url: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
-        """The headers to send: ``headers`` plus the content hash and the signature."""
+    def sign(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes,
+        *,
+        streamed: tuple[int, str] | None = None,
+    ) -> dict[str, str]:
+        """The headers to send: ``headers`` plus the content hash and the signature.
+
+        ``streamed``: the body is a file sent from disk, of this ``(size, sha256 hex)``
+        (``body`` is then empty and not read).
+        """
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
 
         signed = {k: v for k, v in headers.items() if k.lower() != "connection"}
-        if body or method not in ("GET", "HEAD"):
-            signed["Content-Length"] = str(len(body))  # as requests sets it, and signs it
-        signed["X-Amz-Content-SHA256"] = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
+        if streamed is not None:
+            signed["Content-Length"] = str(streamed[0])
+            signed["X-Amz-Content-SHA256"] = streamed[1]
+        else:
+            if body or method not in ("GET", "HEAD"):
+                signed["Content-Length"] = str(len(body))  # as requests sets it, and signs it
+            signed["X-Amz-Content-SHA256"] = (
+                hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
+            )
         if method in ("GET", "DELETE"):
             url = url.replace("+", "%20")  # as the plugin: spaces are signed as %20
         request = AWSRequest(method=method, url=url, data=body, headers=signed)

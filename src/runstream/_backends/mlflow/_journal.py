@@ -45,6 +45,7 @@ __all__ = (
     "metric_cursors",
     "new_owner",
     "note",
+    "record_refused_file",
     "record_upload",
     "register",
     "rejected",
@@ -371,11 +372,32 @@ def record_upload(
         )
 
 
+def record_refused_file(
+    store: LocalStore, run_id: int, direction: str, name: str, sha256: str, code: str
+) -> None:
+    """MLflow refused this file as it is now: reported (``rejected``), kept in the store,
+    and not sent again unless it changes (its row has these bytes' hash and no URI)."""
+    with store.transaction("record MLflow refused file") as db:
+        db.execute(
+            "INSERT OR REPLACE INTO sync_mlflow_files VALUES (?, ?, ?, ?, '')",
+            (run_id, direction, name, sha256),
+        )
+        db.execute(
+            "INSERT INTO sync_mlflow_rejected(run_id, what, name, value, code) "
+            "VALUES (?, 'file', ?, ?, ?)",
+            (run_id, f"{direction}/{name}", sha256, code),
+        )
+        db.execute(
+            "UPDATE sync_mlflow_runs SET api_calls = api_calls + 1 WHERE run_id = ?", (run_id,)
+        )
+
+
 def counters(store: LocalStore, run_id: int) -> sqlite3.Row | tuple[Any, ...]:
     rows = store.query(
         "SELECT points_sent, points_retried, points_rejected, data_sent, api_calls, throttled, "
-        "files_uploaded, blocked, last_error, last_sync, caught_up FROM sync_mlflow_runs "
-        "WHERE run_id = ?",
+        "files_uploaded, blocked, last_error, last_sync, caught_up, (SELECT count(*) FROM "
+        "sync_mlflow_rejected r WHERE r.run_id = s.run_id AND r.what = 'file') "
+        "FROM sync_mlflow_runs s WHERE run_id = ?",
         (run_id,),
     )
     return tuple(rows[0])

@@ -39,6 +39,8 @@ from ._endpoint import Endpoint, EndpointError, endpoint_from_uri
 from ._plan import batches, plan_metric
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ..._core._records import RunRecord
     from ..._store import LocalStore
     from ._journal import RunTarget
@@ -318,21 +320,25 @@ class RunSync:
         base = await self._artifact_root()
         for direction, name, artifact in todo:
             relative = f"{direction}s/{name}"
-            content = await anyio.Path(store.path / artifact.value).read_bytes()
+            path = store.path / artifact.value
+            digest = artifact.sha256 or ""
             media_type = artifact.media_type or "application/octet-stream"
             try:
-                uri = await self._upload(base, relative, content, media_type)
+                uri = await self._upload(base, relative, path, digest, media_type)
             except _Stop:
                 raise
             except Exception as exc:
                 outcome = classify(exc)
                 if outcome.failure is not Failure.REJECTED:
                     raise _Stop(outcome) from exc
+                # Refused for good: reported, kept in the store, not sent again until the
+                # file changes (it never holds back the other files or the run's state).
                 message = f"MLflow refused file {name!r}: {outcome}"
                 _log.warning("runstream: %s; kept in the store", message)
+                journal.record_refused_file(store, run_id, direction, name, digest, outcome.code)
                 journal.note(store, run_id, error=message)
-                continue
-            journal.record_upload(store, run_id, direction, name, artifact.sha256 or "", uri)
+            else:
+                journal.record_upload(store, run_id, direction, name, digest, uri)
             self.files_pending -= 1
         return self.files_pending == 0
 
@@ -345,16 +351,22 @@ class RunSync:
             self._artifact_uri = str(found["run"]["info"]["artifact_uri"])
         return self._artifact_uri
 
-    async def _upload(self, base: str, relative: str, content: bytes, media_type: str) -> str:
+    async def _upload(
+        self, base: str, relative: str, path: Path, sha256: str, media_type: str
+    ) -> str:
+        """Upload the store's copy at ``path`` (streamed from disk) under the run's
+        artifact location; its URI there."""
         uri = f"{base.rstrip('/')}/{relative}"
         if base.startswith("mlflow-artifacts:"):
-            path = base[len("mlflow-artifacts:") :].lstrip("/")
+            where = base[len("mlflow-artifacts:") :].lstrip("/")
             if base.startswith("mlflow-artifacts://"):  # mlflow-artifacts://host/path
-                path = path.partition("/")[2]
-            await self._client.put_artifact(f"{path.rstrip('/')}/{relative}", content, media_type)
+                where = where.partition("/")[2]
+            await self._client.put_artifact(
+                f"{where.rstrip('/')}/{relative}", path, sha256=sha256, media_type=media_type
+            )
             return uri
         if base.startswith("s3://"):
-            await _put_s3(uri, content, media_type)
+            await _put_s3(uri, path, media_type)
             return uri
         raise MLflowError(
             400,
@@ -367,7 +379,8 @@ class RunSync:
 
     async def _sync_run(self, record: RunRecord) -> None:
         target = self.target
-        files = {k: uri for k, (_, uri) in journal.uploads(self.store, target.run_id).items()}
+        uploaded = journal.uploads(self.store, target.run_id).items()
+        files = {k: uri for k, (_, uri) in uploaded if uri}  # refused files have none
         params = {k: _param(v) for k, v in record.parameters.items()}
         tags = dict(_tags(target, record, files))
         state = orjson.dumps(
@@ -508,16 +521,26 @@ def _over(record: RunRecord) -> bool:
     return record.status in _TERMINAL and all(w.status != "InProgress" for w in record.workers)
 
 
-async def _put_s3(uri: str, content: bytes, media_type: str) -> None:
+async def _put_s3(uri: str, path: Path, media_type: str) -> None:
+    """Straight to the run's S3 artifact location (a server run with ``--no-serve-artifacts``
+    and an ``s3://`` artifact root): boto3's managed transfer, multipart for large files."""
     try:
         import aioboto3
     except ImportError as exc:
         raise MLflowError(
             400, "NEEDS_AWS_EXTRA", "an S3 artifact location needs runstream's aws extra"
         ) from exc
+    from botocore.exceptions import ClientError
+
     bucket, _, key = uri[len("s3://") :].partition("/")
-    async with aioboto3.Session().client("s3") as s3:
-        await s3.put_object(Bucket=bucket, Key=key, Body=content, ContentType=media_type)
+    try:
+        async with aioboto3.Session().client("s3") as s3:
+            await s3.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": media_type})
+    except ClientError as exc:  # as an HTTP answer: 403 blocks, 503 retries, 404 refuses
+        error = exc.response.get("Error", {})
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 400)
+        code, message = str(error.get("Code") or status), str(error.get("Message") or "")
+        raise MLflowError(status, code, f"S3 {uri}: {message}") from exc
 
 
 def replace_status(snapshot: SyncStatus, **changes: Any) -> SyncStatus:
@@ -590,6 +613,7 @@ def status(store: LocalStore, target: RunTarget, *, files: int | None = None) ->
         last_error=blocked or (None if row[8] is None else str(row[8])),
         last_sync=None if row[9] is None else float(row[9]),
         caught_up=None if row[10] is None else float(row[10]),
+        files_rejected=int(row[11]),
         agent=agent_journal.agent_description(store),
     )
 
