@@ -52,10 +52,10 @@ def classify(exc: BaseException) -> Outcome:
         if exc.code == "RESOURCE_ALREADY_EXISTS":
             return Outcome(Failure.EXISTS, exc.code, exc.message[:500])
         return Outcome(Failure.REJECTED, exc.code or str(exc.status), exc.message[:500])
+    if isinstance(exc, PermissionError):  # no credentials to sign with (an OSError too)
+        return Outcome(Failure.AUTH, "NoCredentials", str(exc))
     if isinstance(exc, httpx.TransportError | TimeoutError | OSError):
         return Outcome(Failure.TRANSIENT, type(exc).__name__, str(exc)[:500])
-    if isinstance(exc, PermissionError):
-        return Outcome(Failure.AUTH, "NoCredentials", str(exc))
     return Outcome(Failure.TRANSIENT, type(exc).__name__, str(exc)[:500])
 
 

@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -88,19 +90,30 @@ class SigV4Signer:
         self.region = region
         self.service = service
         self._credentials = credentials
+        self._expires = math.inf if credentials is not None else 0.0
 
     def credentials(self) -> Any:
-        if self._credentials is None:
-            import botocore.session
+        """The credentials to sign with: given, else the usual AWS chain's; with
+        ``SAGEMAKER_MLFLOW_ASSUME_ROLE_ARN``, those of that role, assumed as the plugin
+        assumes it (session ``AuthBotoSagemakerMlFlow``) and renewed after
+        ``SAGEMAKER_MLFLOW_ASSUME_ROLE_TTL_SECONDS`` (300 to 3,600; default 3,300)."""
+        role = os.environ.get(ENV_ASSUME_ROLE)
+        if self._credentials is not None and (not role or time.time() < self._expires):
+            return self._credentials
+        import botocore.session
 
-            found = botocore.session.Session().get_credentials()
-            if found is None:
-                raise PermissionError(
-                    "no AWS credentials found to sign requests to SageMaker's MLflow "
-                    "(AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, roles)"
-                )
-            self._credentials = found
-        return self._credentials
+        session = botocore.session.Session()
+        found = session.get_credentials()
+        if found is None:
+            raise PermissionError(
+                "no AWS credentials found to sign requests to SageMaker's MLflow "
+                "(AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, roles)"
+            )
+        if role:
+            found = _assume(session, role)
+            self._expires = time.time() + _role_ttl()
+        self._credentials = found
+        return found
 
     def sign(
         self,
@@ -134,6 +147,35 @@ class SigV4Signer:
         request = AWSRequest(method=method, url=url, data=body, headers=signed)
         SigV4Auth(self.credentials(), self.service, self.region).add_auth(request)
         return dict(request.headers.items())
+
+
+ENV_ASSUME_ROLE = "SAGEMAKER_MLFLOW_ASSUME_ROLE_ARN"
+ENV_ASSUME_ROLE_TTL = "SAGEMAKER_MLFLOW_ASSUME_ROLE_TTL_SECONDS"
+
+
+def _assume(session: Any, role: str) -> Any:
+    """Credentials of ``role`` (STS AssumeRole with the caller's own credentials)."""
+    from botocore.credentials import Credentials
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        sts = session.create_client("sts")
+        found = sts.assume_role(RoleArn=role, RoleSessionName="AuthBotoSagemakerMlFlow")
+    except (BotoCoreError, ClientError) as exc:
+        raise PermissionError(f"{ENV_ASSUME_ROLE}={role!r}: AssumeRole failed: {exc}") from exc
+    given = found["Credentials"]
+    return Credentials(given["AccessKeyId"], given["SecretAccessKey"], given["SessionToken"])
+
+
+def _role_ttl() -> float:
+    text = os.environ.get(ENV_ASSUME_ROLE_TTL, "3300")
+    try:
+        seconds = int(text)
+    except ValueError:
+        raise ValueError(
+            f"{ENV_ASSUME_ROLE_TTL}={text!r}: must be a whole number of seconds"
+        ) from None
+    return float(max(300, min(seconds, 3600)))  # the plugin's bounds
 
 
 def endpoint_from_uri(uri: str | None = None, *, credentials: Any = None) -> Endpoint:
@@ -184,6 +226,8 @@ def _sagemaker(arn: str, credentials: Any) -> Endpoint:
         )
     if partition not in _DNS_SUFFIX:
         raise EndpointError(f"{arn!r}: partition {partition!r} is not supported")
+    if os.environ.get(ENV_ASSUME_ROLE):
+        _role_ttl()  # a TTL that is not a number is refused now, at Run(...)
     template, service, header = _SAGEMAKER_RESOURCES[resource_type]
     url = os.environ.get(ENV_CUSTOM_ENDPOINT) or template.format(
         region=region, suffix=_DNS_SUFFIX[partition]
