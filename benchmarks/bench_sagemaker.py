@@ -9,7 +9,7 @@ Prints, with the machine:
    stride, at 1k, 10k and 100k points per second logged.
 
 moto is not AWS: its rates measure moto and the client on this machine, not the service.
-Usage: ``python benchmarks/bench_sagemaker.py [--quick]`` (needs the aws extra and moto's
+Usage: ``python benchmarks/bench_sagemaker.py [--quick] [--pin]`` (needs the aws extra and moto's
 server: ``pip install -e '.[aws]' moto flask flask-cors``; the official SDK is optional).
 """
 
@@ -28,10 +28,15 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 
-import numpy as np
+# One BLAS thread, as the peers harness: a multi-threaded matmul on two shared cores
+# measures the BLAS pool's contention with everything else, not the logging.
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
 
-import runstream
-from runstream._backends.sagemaker import _ratelimit
+import numpy as np  # noqa: E402
+
+import runstream  # noqa: E402
+from runstream._backends.sagemaker import _ratelimit  # noqa: E402
 
 
 def machine() -> str:
@@ -59,6 +64,8 @@ def moto_server() -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    if PINNED is not None:
+        os.sched_setaffinity(proc.pid, PINNED[1])
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     try:
@@ -117,12 +124,36 @@ def matmul_loop(log: Callable[[int, dict[str, float]], None] | None, steps: int)
     return (time.perf_counter() - started) / steps
 
 
+#: ``--pin``: the CPUs of the training process, and of moto's server and the agents
+PINNED: tuple[set[int], set[int]] | None = None
+
+
+def pin_agent(store: str) -> None:
+    """``--pin``: move the store's agent (it inherits the training process's CPUs) to the
+    service's CPU, as on a training host where it would have a core of its own."""
+    if PINNED is None:
+        return
+    from runstream._backends import _journal
+    from runstream._store import LocalStore
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        state = _journal.agent_state(LocalStore(store))
+        if state is not None and state.alive:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(state.pid, PINNED[1])
+            return
+        time.sleep(0.01)
+
+
 def block(store: str, backend: str | None, name: str, steps: int) -> tuple[float, float]:
     """(seconds per step of the loop, seconds the close took)."""
     if backend is None:
         return matmul_loop(None, steps), 0.0
     run = runstream.Run("bench", name, store=store, backend=backend)
     with run:
+        if backend == "sagemaker":
+            pin_agent(store)
         per_step = matmul_loop(lambda s, m: run.log_metrics(m, step=s), steps)
         closing = time.perf_counter()
     return per_step, time.perf_counter() - closing
@@ -199,9 +230,25 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes (CI smoke)")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--rate", type=float, default=100.0, help="BatchPutMetrics calls/s")
+    parser.add_argument("--steps", type=int, default=10_000, help="steps per ABBA block")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="the training process on the first CPU, moto's server and the agents on the "
+        "others (a training host gives the agent a core of its own; moto stands for a "
+        "service on other machines)",
+    )
     args = parser.parse_args()
     scale = 0.2 if args.quick else 1.0
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; load average {os.getloadavg()[0]:.2f} at the start")
+    global PINNED
+    if args.pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            raise SystemExit("--pin needs two CPUs")
+        PINNED = ({cpus[0]}, set(cpus[1:]))
+        os.sched_setaffinity(0, PINNED[0])
+        print(f"pinned: training process on CPU {cpus[0]}; moto and the agents on {cpus[1:]}")
     with tempfile.TemporaryDirectory() as home, moto_server() as endpoint:
         configure(endpoint, home)
         os.environ["RUNSTREAM_AGENT_IDLE"] = "1"
@@ -209,7 +256,7 @@ def main() -> None:
         os.environ["RUNSTREAM_AGENT_REGISTRY"] = registry  # ended below
         print(f"moto server: {endpoint} (child process)")
         print("1. training loop (216x216 float32 matmul, 4 metrics/step), ABBA, and close")
-        slowdown(os.path.join(home, "s1"), args.rounds, int(3_000 * scale))
+        slowdown(os.path.join(home, "s1"), args.rounds, int(args.steps * scale))
         print(f"2. data acknowledged per second (budget {args.rate:g} calls/s x 10 data)")
         for i, pps in enumerate((1_000, 10_000, 100_000)):
             acknowledged(os.path.join(home, f"a{i}"), pps, 10 * scale, args.rate)

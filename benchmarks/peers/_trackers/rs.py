@@ -112,7 +112,7 @@ class RunstreamMLflow(Runstream):
         deadline = time.perf_counter() + 600
         while True:
             sync = self.run.stats.sync
-            if sync is not None and sync.state != "pending" or time.perf_counter() > deadline:
+            if (sync is not None and sync.state != "pending") or time.perf_counter() > deadline:
                 break
             time.sleep(0.02)
         self._acked_s = time.perf_counter() - self._opened

@@ -27,6 +27,7 @@ import logging
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -156,6 +157,11 @@ class AgentLink:
         self._close_timeout = close_timeout
         self._in_job = in_job
         self._closing = threading.Event()
+        # close() wakes run() through this pair: no polling tick in the training process
+        # (each wake-up of its event loop would take the GIL from the loop).
+        self._woken, self._waker = socket.socketpair()
+        self._woken.setblocking(False)
+        self._waker.setblocking(False)
         self._closed_at = 0.0
         self._status: SyncStatus | None = None
         self._status_at = 0.0
@@ -167,6 +173,8 @@ class AgentLink:
     def close(self) -> None:
         self._closed_at = time.monotonic()
         self._closing.set()
+        with contextlib.suppress(OSError):  # closed already: run() has returned
+            self._waker.send(b"x")
 
     def file_options(self, direction: str, name: str, extra_args: dict[str, Any]) -> None:
         journal.set_file_options(self._store, self._run_id, direction, name, extra_args)
@@ -189,7 +197,7 @@ class AgentLink:
     async def run(self) -> None:
         """Wait for the run to close; in a job, wait for the agent to drain it."""
         while not self._closing.is_set():
-            await anyio.sleep(0.05)
+            await anyio.wait_readable(self._woken)
         try:
             if self._in_job:
                 await anyio.to_thread.run_sync(self._drain)
@@ -198,6 +206,8 @@ class AgentLink:
                 self._status = None  # read afresh: the run is closed
             with contextlib.suppress(Exception):
                 journal.close_client(self._store, self.owner)
+            self._woken.close()
+            self._waker.close()
 
     def _drain(self) -> None:
         deadline = self._closed_at + self._close_timeout
