@@ -159,7 +159,38 @@ def log_until_killed(
             flushed.value = step
 
 
-# -- sync agents started by a test ------------------------------------------------------
+# -- processes a test starts ---------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def python_child(*argv: str) -> Iterator[subprocess.Popen[str]]:
+    """``python ARGV...`` with this environment and its stdout piped (text); killed and
+    reaped on the way out, whatever the test did to it."""
+    child = subprocess.Popen(
+        [sys.executable, *argv], stdout=subprocess.PIPE, text=True, env=dict(os.environ)
+    )
+    try:
+        yield child
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
+
+
+def agent_environment(registry: Path) -> dict[str, str]:
+    """The agents a test starts: fast pacing, short idle and linger, and a registry of
+    their pids (:func:`end_agents` ends them). Close waits for the agent, as in a job:
+    most tests read the backend right after a run closes; the agent's own tests unset it."""
+    return {
+        "RUNSTREAM_SYNC_INTERVAL": "0.2",
+        "RUNSTREAM_SYNC_MAX_BACKOFF": "0.2",
+        "RUNSTREAM_AGENT_IDLE": "1",
+        "RUNSTREAM_AGENT_LINGER": "30",
+        "RUNSTREAM_AGENT_REGISTRY": str(registry),
+        "RUNSTREAM_CLOSE_WAIT": "1",
+    }
 
 
 def end_agents(registry: Path) -> None:

@@ -22,7 +22,8 @@ if importlib.util.find_spec("mlflow") is None or importlib.util.find_spec("httpx
 # provider to MLflow's client that logs an error for every non-ARN tracking URI.
 logging.getLogger("mlflow.tracking.request_header.registry").setLevel(logging.ERROR)
 
-from _support import end_agents  # noqa: E402
+from _support import agent_environment, end_agents  # noqa: E402
+
 from .rig import FaultProxy, MLflowServer  # noqa: E402
 
 
@@ -53,19 +54,12 @@ def proxy(mlflow_server: MLflowServer) -> Iterator[FaultProxy]:
 
 
 @pytest.fixture
-def agents(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """The sync agents a test starts: fast pacing, short idle and linger, and a registry of
-    their pids so that the test ends them. Most tests read MLflow right after a run closes,
-    so close waits for the agent (as in a job); the agent's own tests unset that."""
+def agents(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """The sync agents a test starts (see ``_support.agent_environment``)."""
     registry = tmp_path_factory.mktemp("agents") / "pids"
-    for name, value in {
-        "RUNSTREAM_SYNC_INTERVAL": "0.1",
-        "RUNSTREAM_SYNC_MAX_BACKOFF": "0.2",
-        "RUNSTREAM_AGENT_IDLE": "1",
-        "RUNSTREAM_AGENT_LINGER": "30",
-        "RUNSTREAM_AGENT_REGISTRY": str(registry),
-        "RUNSTREAM_CLOSE_WAIT": "1",
-    }.items():
+    for name, value in agent_environment(registry).items():
         monkeypatch.setenv(name, value)
     try:
         yield

@@ -58,7 +58,11 @@ class MLflowServer:
         if self.artifact_root:
             command += ["--no-serve-artifacts", "--default-artifact-root", self.artifact_root]
         else:
-            command += ["--serve-artifacts", "--artifacts-destination", str(self.root / "artifacts")]
+            command += [
+                "--serve-artifacts",
+                "--artifacts-destination",
+                str(self.root / "artifacts"),
+            ]
         # No job runner (MLflow 3 starts one with several huey consumers): a tracking server only.
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         with self.log.open("ab") as log:

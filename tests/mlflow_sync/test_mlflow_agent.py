@@ -4,17 +4,14 @@ process made durable still arrives, once."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from _support import wait_until
+from _support import python_child, wait_until
 from runstream import Run
 from runstream._backends import _journal
 from runstream._backends.mlflow import _client
@@ -102,23 +99,11 @@ def test_what_a_killed_training_process_made_durable_arrives_once(
     agent: str, client: Any, tmp_path: Path
 ) -> None:
     store = tmp_path / "store"
-    child = subprocess.Popen(
-        [sys.executable, "-c", TRAIN, str(store), exp("crash"), "300"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ),
-    )
-    try:
+    with python_child("-c", TRAIN, str(store), exp("crash"), "300") as child:
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "logged"
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=WAIT)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        if child.stdout is not None:
-            child.stdout.close()
     # Its worker stays InProgress in the store, but no live process has the run open: the
     # agent sends the last steps too (none would come after them).
     expected = [(s, float(s)) for s in range(300)]

@@ -236,6 +236,7 @@ def test_an_assumed_role_signs_as_the_plugin_assumes_it(monkeypatch: pytest.Monk
     """``SAGEMAKER_MLFLOW_ASSUME_ROLE_ARN``: requests are signed with the role's credentials
     (STS AssumeRole on moto's server, session name as the plugin's), not the caller's."""
     import boto3
+
     from sagemaker_sync.moto_rig import serve_moto
 
     role = "arn:aws:iam::123456789012:role/mlflow-writer"

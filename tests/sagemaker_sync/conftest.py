@@ -6,7 +6,6 @@ They skip cleanly where the ``aws`` extra or moto's server dependencies are abse
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -16,9 +15,8 @@ pytest.importorskip("moto", reason="moto is not installed")
 pytest.importorskip("flask", reason="moto's server needs flask")
 pytest.importorskip("flask_cors", reason="moto's server needs flask-cors")
 
+from _support import agent_environment, end_agents
 from runstream._backends.sagemaker import _ratelimit
-
-from _support import end_agents
 
 from .moto_rig import serve_moto
 
@@ -48,16 +46,7 @@ def aws(
         "AWS_SHARED_CREDENTIALS_FILE": str(nowhere),
         "RUNSTREAM_SAGEMAKER_RATE": "100",
         "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
-        # The agents the tests start: fast pacing, short idle and linger, and a registry
-        # of their pids so that each test ends the agents it started.
-        "RUNSTREAM_SYNC_INTERVAL": "0.2",
-        "RUNSTREAM_SYNC_MAX_BACKOFF": "0.2",
-        "RUNSTREAM_AGENT_IDLE": "1",
-        "RUNSTREAM_AGENT_LINGER": "30",
-        "RUNSTREAM_AGENT_REGISTRY": str(registry),
-        # Most tests read SageMaker right after a run closes: close waits for the agent
-        # (as in a job). The agent's own tests unset it.
-        "RUNSTREAM_CLOSE_WAIT": "1",
+        **agent_environment(registry),
     }.items():
         monkeypatch.setenv(name, value)
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION", "RUNSTREAM_BACKEND"):

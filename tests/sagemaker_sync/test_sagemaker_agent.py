@@ -3,10 +3,10 @@ nothing, every step arrives, and no agent outlives its work."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 from collections import Counter
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import runstream
-from _support import wait_until
+from _support import python_child, wait_until
 from runstream._backends import _journal
 from runstream._store import LocalStore
 
@@ -115,31 +115,21 @@ TRAIN = textwrap.dedent(
 )
 
 
-def train(store: Path, run: str, steps: int, mode: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", TRAIN, str(store), run, str(steps), mode],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ),
-    )
+def train(
+    store: Path, run: str, steps: int, mode: str
+) -> contextlib.AbstractContextManager[subprocess.Popen[str]]:
+    return python_child("-c", TRAIN, str(store), run, str(steps), mode)
 
 
 def test_what_a_killed_training_process_made_durable_arrives_once(
     agent: Rig, tmp_path: Path
 ) -> None:
     store = tmp_path / "store"
-    child = train(store, "r1", 300, "hang")
-    try:
+    with train(store, "r1", 300, "hang") as child:
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "logged"
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=WAIT)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        if child.stdout is not None:
-            child.stdout.close()
     wait_until(lambda: len(agent.injector.delivered) >= 300, "300 steps delivered", WAIT)
     assert sorted(step or 0 for _, step in agent.injector.delivered) == list(range(300))
     assert counts(agent, "crash-r1") == {"loss": 300}
@@ -147,26 +137,16 @@ def test_what_a_killed_training_process_made_durable_arrives_once(
 
 def test_two_training_processes_share_one_agent(agent: Rig, tmp_path: Path) -> None:
     store = tmp_path / "store"
-    first = train(store, "r1", 200, "hang")
-    second = None
-    try:
+    with train(store, "r1", 200, "hang") as first:
         assert first.stdout is not None
         assert first.stdout.readline().strip() == "logged"
-        second = train(store, "r2", 100, "exit")  # closes first, leaves nothing behind
-        assert second.wait(timeout=WAIT) == 0
+        with train(store, "r2", 100, "exit") as second:  # closes first, leaves nothing behind
+            assert second.wait(timeout=WAIT) == 0
         deadline = time.monotonic() + WAIT
         while time.monotonic() < deadline and len(agent.injector.delivered) < 300:
             time.sleep(0.1)
         registry = Path(os.environ["RUNSTREAM_AGENT_REGISTRY"])
         assert len(registry.read_text().split()) == 1  # one agent served both
-    finally:
-        for child in (first, second):
-            if child is not None:
-                if child.poll() is None:
-                    child.kill()
-                child.wait()
-                if child.stdout is not None:
-                    child.stdout.close()
     assert counts(agent, "crash-r1") == {"loss": 200}
     assert counts(agent, "crash-r2") == {"loss": 100}
     # Both runs log "loss" at steps 0..99: each (metric, step) once per run, no more.

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import runstream
-from _support import wait_until
+from _support import python_child, wait_until
 from runstream._backends import _journal
 from runstream._store import LocalStore
 
@@ -180,26 +180,16 @@ def test_an_agent_killed_mid_batch_is_resumed_and_sends_nothing_twice(
 
     aws.injector.handlers.append(hold_the_third_call)
     store = tmp_path / "store"
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(store)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ),
-    )
-    try:
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == "logged"
-        assert held.wait(WAIT)
-        os.kill(agent_pid(store), signal.SIGKILL)  # the agent dies mid-batch
-        child.send_signal(signal.SIGKILL)  # and so does the training process
-        child.wait(timeout=WAIT)
-    finally:
-        release.set()
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        if child.stdout is not None:
-            child.stdout.close()
+    with python_child("-c", CHILD, str(store)) as child:
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == "logged"
+            assert held.wait(WAIT)
+            os.kill(agent_pid(store), signal.SIGKILL)  # the agent dies mid-batch
+            child.send_signal(signal.SIGKILL)  # and so does the training process
+            child.wait(timeout=WAIT)
+        finally:
+            release.set()
     assert len(aws.injector.delivered) == 20  # two calls acknowledged before the crash
 
     done = subprocess.run(

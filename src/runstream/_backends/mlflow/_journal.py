@@ -21,7 +21,6 @@ agent (``_backends/_journal.py``) is what they move to when this sink moves to t
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -30,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..._core._environment import HOST
+from .._journal import alive
 
 if TYPE_CHECKING:
     from ..._store import LocalStore
@@ -43,7 +42,6 @@ __all__ = (
     "counters",
     "has_tables",
     "metric_cursors",
-    "new_owner",
     "note",
     "record_refused_file",
     "record_upload",
@@ -209,10 +207,6 @@ def note(
 # -- leases (one sender per run across processes) ----------------------------------------
 
 
-def new_owner() -> str:
-    return f"{HOST}:{os.getpid()}:{os.urandom(4).hex()}"
-
-
 def acquire_lease(store: LocalStore, run_id: int, owner: str, ttl: float) -> bool:
     now = time.time()
     with store.transaction("take MLflow sync lease") as db:
@@ -222,7 +216,7 @@ def acquire_lease(store: LocalStore, run_id: int, owner: str, ttl: float) -> boo
         if row is None:
             return False
         holder, expires = row
-        if holder and holder != owner and expires and expires > now and _alive(str(holder)):
+        if holder and holder != owner and expires and expires > now and alive(str(holder)):
             return False
         db.execute(
             "UPDATE sync_mlflow_runs SET lease_owner = ?, lease_expires = ? WHERE run_id = ?",
@@ -238,20 +232,6 @@ def release_lease(store: LocalStore, run_id: int, owner: str) -> None:
             "WHERE run_id = ? AND lease_owner = ?",
             (run_id, owner),
         )
-
-
-def _alive(owner: str) -> bool:
-    host, _, rest = owner.partition(":")
-    pid = rest.partition(":")[0]
-    if host != HOST or not pid.isdigit():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # -- metrics ------------------------------------------------------------------------------

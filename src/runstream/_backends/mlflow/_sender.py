@@ -636,7 +636,7 @@ def preflight(store: LocalStore, run_id: int) -> Endpoint:
     journal.register(store, run_id, endpoint.uri)
     # The lease serializes create-or-get between the processes of one store (two workers
     # starting together must not create two MLflow runs of one name).
-    holder = journal.new_owner()
+    holder = agent_journal.new_owner()
     leased = journal.acquire_lease(store, run_id, holder, DEFAULT_CONFIG.lease_ttl)
     target = journal.targets(store, [run_id])[0]
 
