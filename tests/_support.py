@@ -45,6 +45,7 @@ ENVIRONMENT_VARIABLES = (
     "PMI_RANK",
     "SLURM_PROCID",
     "SM_CURRENT_HOST",
+    "SM_HOSTS",
 )
 
 

@@ -9,7 +9,11 @@ reached moto, so tests can prove nothing was sent twice.
 
 Where moto answers otherwise than SageMaker, the layer answers as SageMaker does: a
 Describe of a missing experiment, trial or trial component is SageMaker's
-``ResourceNotFound`` (400), where moto raises a 500 or a ValidationException.
+``ResourceNotFound`` (400), where moto raises a 500 or a ValidationException; and
+UpdateTrialComponent's maps (``Parameters``, ``InputArtifacts``, ``OutputArtifacts``) add
+to the trial component's and replace only the keys they name, as the service documents
+("Existing hyperparameters are replaced if the trial component is updated with an
+identical hyperparameter key"), where moto replaces each map whole.
 """
 
 from __future__ import annotations
@@ -47,6 +51,12 @@ UNAVAILABLE = (
 
 
 _DESCRIBES = {"DescribeExperiment", "DescribeTrial", "DescribeTrialComponent"}
+# UpdateTrialComponent's maps, and the attributes moto keeps them in.
+_MERGED = {
+    "Parameters": "parameters",
+    "InputArtifacts": "input_artifacts",
+    "OutputArtifacts": "output_artifacts",
+}
 
 
 def _resource_not_found(message: str) -> Answer:
@@ -82,6 +92,8 @@ class FaultInjector:
     #: every BatchPutMetrics request body's data, as sent by the client
     requested: list[list[dict[str, Any]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: held while an UpdateTrialComponent is merged and applied: one at a time, atomic
+    updates: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Any:
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -103,7 +115,31 @@ class FaultInjector:
             self._record(json.loads(body)["MetricData"])
         if sagemaker_action(environ) in _DESCRIBES:
             return self._as_sagemaker_answers(environ, start_response)
+        if sagemaker_action(environ) == "UpdateTrialComponent":
+            with self.updates:
+                self._merge_maps(environ, body)
+                return list(self.app(environ, start_response))
         return self.app(environ, start_response)
+
+    def _merge_maps(self, environ: Environ, body: bytes) -> None:
+        """The request's maps merged over the trial component's, as the service merges."""
+        from moto.core.models import DEFAULT_ACCOUNT_ID
+        from moto.sagemaker.models import sagemaker_backends
+
+        request = json.loads(body)
+        credential = str(environ.get("HTTP_AUTHORIZATION", "")).partition("Credential=")[2]
+        scope = credential.split(",")[0].split("/")
+        region = scope[2] if len(scope) > 2 else "us-east-1"
+        backend = sagemaker_backends[DEFAULT_ACCOUNT_ID][region]
+        component = backend.trial_components.get(request.get("TrialComponentName"))
+        if component is None:
+            return
+        for key, attribute in _MERGED.items():
+            if key in request:
+                request[key] = {**(getattr(component, attribute) or {}), **request[key]}
+        merged = json.dumps(request).encode()
+        environ["wsgi.input"] = io.BytesIO(merged)
+        environ["CONTENT_LENGTH"] = str(len(merged))
 
     def _as_sagemaker_answers(self, environ: Environ, start_response: StartResponse) -> Any:
         """A Describe answered as SageMaker answers it when the entity is missing."""

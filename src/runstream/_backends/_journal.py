@@ -8,7 +8,8 @@ either, and deleting a run deletes its sync state (foreign keys cascade).
 ``sync_runs``
     runs to sync, their S3 target, whether their entities exist, the fingerprint of the
     last trial-component update, counters, the last error and a lease (one sender per run
-    across processes: two senders would send the same points twice).
+    across processes: two senders would send the same points twice); the hosts the run was
+    registered from and the job's hosts (``SM_HOSTS``), for the status across hosts.
 ``sync_cursors``
     per (metric, worker): chunks up to ``done_chunk`` are sent. A round in progress also
     covers chunks up to ``round_chunk``, sent through step ``round_step``: a round sends a
@@ -32,7 +33,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +41,7 @@ import numpy as np
 import orjson
 
 from .._core import _aggregate, _names
-from .._core._environment import HOST
+from .._core._environment import HOST, current_host, job_hosts
 from .._core._exceptions import StoreError
 from .._core._records import SyncStatus
 
@@ -118,6 +119,12 @@ class Target:
     sink: str = "sagemaker"
     #: "full" (never group steps) or "auto" (group the oldest only past the lag bound)
     resolution: str = "auto"
+    #: the hosts whose status this store reports (``SM_CURRENT_HOST``, else the machine's
+    #: name, of the processes that registered the run; usually one); empty in a run
+    #: registered before schema 9
+    hosts: tuple[str, ...] = ()
+    #: the job's hosts (``SM_HOSTS``) when the registration named them
+    job_hosts: tuple[str, ...] = ()
 
     @property
     def trial_component_name(self) -> str:
@@ -132,18 +139,51 @@ def register(
     prefix: str | None = None,
     resolution: str | None = None,
     sink: str = SAGEMAKER,
+    environ: Mapping[str, str] = os.environ,
 ) -> None:
-    """Mark a run for sync to ``sink`` (its S3 target and resolution follow the latest
-    registration that names them)."""
+    """Mark a run for sync to ``sink`` (its S3 target, resolution and job hosts follow the
+    latest registration that names them).
+
+    The registering process's host is recorded when the run has none yet, or when the
+    process runs on a SageMaker host (``SM_CURRENT_HOST``; a store shared by several hosts
+    then reports for each): ``runstream sync`` on a laptop, publishing a store a job left,
+    does not add the laptop.
+    """
+    host = current_host(environ)
+    on_job_host = bool(environ.get("SM_CURRENT_HOST"))
+    hosts_of_job = job_hosts(environ)
     with store.transaction("register run for sync") as db:
+        row = db.execute(
+            "SELECT hosts FROM sync_runs WHERE run_id = ? AND backend = ?", (run_id, sink)
+        ).fetchone()
+        hosts = _names_in(row[0]) if row is not None else ()
+        if not hosts or (on_job_host and host not in hosts):
+            hosts = (*hosts, host)
         db.execute(
-            "INSERT INTO sync_runs(run_id, backend, bucket, prefix, resolution) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(run_id, backend) DO UPDATE SET "
+            "INSERT INTO sync_runs(run_id, backend, bucket, prefix, resolution, hosts, job_hosts) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(run_id, backend) DO UPDATE SET "
             "bucket = coalesce(excluded.bucket, bucket), "
             "prefix = coalesce(excluded.prefix, prefix), "
-            "resolution = coalesce(excluded.resolution, resolution)",
-            (run_id, sink, bucket, prefix, resolution),
+            "resolution = coalesce(excluded.resolution, resolution), "
+            "hosts = excluded.hosts, job_hosts = coalesce(excluded.job_hosts, job_hosts)",
+            (
+                run_id,
+                sink,
+                bucket,
+                prefix,
+                resolution,
+                orjson.dumps(list(hosts)).decode(),
+                orjson.dumps(list(hosts_of_job)).decode() if hosts_of_job else None,
+            ),
         )
+
+
+def _names_in(value: object) -> tuple[str, ...]:
+    """A JSON list of names (``sync_runs.hosts``, ``job_hosts``); NULL: none."""
+    if value is None:
+        return ()
+    found = orjson.loads(str(value))
+    return tuple(str(name) for name in found) if isinstance(found, list) else ()
 
 
 def targets(
@@ -153,7 +193,8 @@ def targets(
     of ``run_ids``."""
     sql = (
         "SELECT r.id, e.name, r.name, r.display_name, r.tags, e.display_name, s.bucket, "
-        "s.prefix, s.entities, s.fingerprint, s.backend, s.resolution FROM sync_runs s "
+        "s.prefix, s.entities, s.fingerprint, s.backend, s.resolution, s.hosts, s.job_hosts "
+        "FROM sync_runs s "
         "JOIN runs r ON r.id = s.run_id LEFT JOIN experiments e ON e.id = r.experiment_id "
         "WHERE 1"
     )
@@ -179,6 +220,8 @@ def targets(
             fingerprint=_opt(r[9]),
             sink=str(r[10]),
             resolution=_opt(r[11]) or "auto",
+            hosts=_names_in(r[12]),
+            job_hosts=_names_in(r[13]),
         )
         for r in rows
     ]

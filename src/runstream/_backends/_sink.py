@@ -99,6 +99,10 @@ class SyncConfig:
     :param blocked_retry: seconds between attempts while credentials are refused
     :param max_backoff: the longest wait after a failure
     :param file_concurrency: uploads in flight per run
+    :param hosts_recheck: seconds between reads of the other hosts' status while this host
+        is done and the run is not (SageMaker: one trial component for several hosts)
+    :param hosts_watch: how long a sender keeps reading them, at most, after this host is
+        done; then the host that finishes last decides
     """
 
     interval: float = 1.0
@@ -109,6 +113,8 @@ class SyncConfig:
     blocked_retry: float = 60.0
     max_backoff: float = 30.0
     file_concurrency: int = 4
+    hosts_recheck: float = 5.0
+    hosts_watch: float = 30.0
 
     @classmethod
     def from_environment(cls) -> SyncConfig:

@@ -17,6 +17,10 @@ Slurm's ``SLURM_PROCID``, SageMaker's ``SM_CURRENT_HOST``), else ``<host>-<pid>`
 ``OMPI_COMM_WORLD_LOCAL_SIZE``, then ``WORLD_SIZE``, ``OMPI_COMM_WORLD_SIZE``,
 ``PMI_SIZE``) says how many workers of this store must finish before a run is
 ``Completed``. Each host keeps its own store, so a host counts its own workers.
+
+A host is SageMaker's ``SM_CURRENT_HOST`` (``algo-1``...), else this machine's name; the
+hosts of a multi-node job are ``SM_HOSTS`` (a JSON list). A run synced from several hosts
+is ``Completed`` only once every one of them is (see the SageMaker backend's ``_hosts``).
 """
 
 from __future__ import annotations
@@ -36,8 +40,10 @@ __all__ = (
     "ENV_WORKER",
     "HOST",
     "RANK_VARIABLES",
+    "current_host",
     "default_worker",
     "exported_identity",
+    "job_hosts",
     "run_from_environment",
     "running_in_job",
     "worker_identity",
@@ -75,6 +81,26 @@ def worker_identity(explicit: str | None = None, environ: Mapping[str, str] = os
 def default_worker() -> str:
     """The worker name of a process nothing names: ``<host>-<pid>``."""
     return f"{HOST}-{os.getpid()}"
+
+
+def current_host(environ: Mapping[str, str] = os.environ) -> str:
+    """This host's name in a multi-node job: ``SM_CURRENT_HOST``, else the machine's name."""
+    return environ.get("SM_CURRENT_HOST") or HOST
+
+
+def job_hosts(environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:
+    """The job's hosts, in order, from ``SM_HOSTS`` (``["algo-1", "algo-2"]``); empty when
+    it is absent or not a JSON list of names."""
+    text = environ.get("SM_HOSTS")
+    if not text:
+        return ()
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return ()
+    if not isinstance(found, list) or not all(isinstance(h, str) and h for h in found):
+        return ()
+    return tuple(dict.fromkeys(found))
 
 
 # The workers that log into this host's store: local sizes first (a multi-node job has a

@@ -15,7 +15,9 @@ checksums with them), nothing else changes; 6, the sync tables keyed by sink
 (``backend``), so several sinks (SageMaker, MLflow) sync one run each at its own pace, with
 the stride of the data sent, ``log_file(extra_args=)`` kept for the agent (``sync_files``),
 the store's agent lease (``sync_agent``) and the training processes it serves
-(``sync_clients``); 7, the MLflow backend's sync state (``sync_mlflow_*``).
+(``sync_clients``); 7, the MLflow backend's sync state (``sync_mlflow_*``); 8, the hosts of a
+run's sync registration (``sync_runs.hosts``, ``job_hosts``), so the agent (another process,
+or ``runstream sync`` on another machine) knows which host's status this store reports.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
 __all__ = ("DB_NAME", "SCHEMA_VERSION", "migrate")
 
 DB_NAME = "runstream.db"
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 _DATA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -410,6 +412,17 @@ CREATE TABLE IF NOT EXISTS sync_mlflow_files (
 _MLFLOW_CAUGHT_UP = {"sync_mlflow_runs": "caught_up REAL"}
 
 
+# Version 9: the hosts a run was registered from (a JSON list: the host of each process that
+# registered it, usually one per store) and the job's hosts when it said (SM_HOSTS). NULL in
+# rows registered before: such a run reports no host status (one host, as before).
+_HOSTS = ("hosts TEXT", "job_hosts TEXT")
+
+
+def _sync_hosts(db: sqlite3.Connection) -> None:
+    for column in _HOSTS:
+        _add_columns({"sync_runs": column})(db)
+
+
 # What each version adds to the one before it.
 _STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _create(_DATA),
@@ -420,6 +433,7 @@ _STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {
     6: _sink_keys,
     7: _create(_MLFLOW),
     8: _add_columns(_MLFLOW_CAUGHT_UP),
+    9: _sync_hosts,
 }
 
 

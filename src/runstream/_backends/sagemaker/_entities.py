@@ -33,6 +33,7 @@ __all__ = (
     "EntityError",
     "check_sagemaker_name",
     "ensure_entities",
+    "fingerprint",
     "trial_component_update",
 )
 
@@ -164,8 +165,13 @@ def trial_component_update(
                 mapped[name] = converted
         if mapped:
             request[key] = mapped
+    return request, fingerprint(request)
+
+
+def fingerprint(request: dict[str, Any]) -> str:
+    """A digest of an UpdateTrialComponent request: equal requests, equal fingerprints."""
     encoded = orjson.dumps(request, option=orjson.OPT_SORT_KEYS | orjson.OPT_NAIVE_UTC)
-    return request, hashlib.sha256(encoded).hexdigest()
+    return hashlib.sha256(encoded).hexdigest()
 
 
 def _utc(epoch: float) -> datetime:

@@ -4,7 +4,8 @@
 upload new ``log_file`` copies to S3 while sending metrics, then bring the trial
 component's parameters, artifacts, status and times up to date. Every acknowledged call
 is recorded in the store before the next is sent (:mod:`._journal`), so a sender that
-dies mid-round and a new one that picks the run up later send nothing twice.
+dies mid-round and a new one that picks the run up later send nothing twice. A run synced
+from several hosts gets its status from all of them (:mod:`._hosts`).
 
 Failures never escape to the caller's loop: throttling slows the API's token bucket and
 retries the same call after a back-off; a network error or 5xx is retried the same way;
@@ -37,6 +38,8 @@ from .._sink import SyncConfig
 from .._thread import in_thread
 from ._clients import Clients, Failure, Outcome, classify, open_clients, session_for
 from ._entities import EntityError, ensure_entities, trial_component_update
+from ._entities import fingerprint as fingerprint_of
+from ._hosts import TERMINAL, across_hosts, host_key, reported, shows, with_status
 from ._metrics import BATCH_SIZE, Call, plan, rejected_call, request_data, result_of, strides
 from ._ratelimit import bucket
 from ._uploads import (
@@ -128,6 +131,18 @@ class RunSync:
         self._trial_component_arn: str | None = None
         #: the stride of the last round's data (1: every step)
         self.stride = 1
+        # The status across hosts (:mod:`._hosts`): whether this run involves other hosts
+        # (known from SM_HOSTS, or learnt from the trial component); when to read the
+        # trial component again (monotonic; None: not before something changes); reads in
+        # a row that found nothing to rewrite since this host's last write; until when this
+        # host, done, keeps watching the others; and when the next round is due at all.
+        self._across = bool(target.hosts) and len(target.job_hosts) > 1
+        self._probed: str | None = None  # the status last sent after a probe (one host)
+        self._probe_refused = False
+        self._check_at: float | None = None
+        self._clean_reads = 0
+        self._watch_until: float | None = None
+        self._rest_until: float | None = None
 
     async def _run(self, fn: Callable[[], T]) -> T:
         result: T = await self._blocking(fn)
@@ -135,6 +150,8 @@ class RunSync:
 
     @property
     def ready(self) -> bool:
+        if self._rest_until is not None and time.monotonic() < self._rest_until:
+            return False  # all sent; the next read of the other hosts is not due yet
         return self._backoff.ready
 
     async def wait(self) -> None:
@@ -143,9 +160,11 @@ class RunSync:
     # -- a round --------------------------------------------------------------------------
 
     async def round(self) -> bool:
-        """Send what is pending now. True when everything known was acknowledged."""
+        """Send what is pending now. True when everything known was acknowledged and no
+        read of the other hosts' status is due later (see :meth:`_sync_across_hosts`)."""
         store, run_id = self.store, self.target.run_id
         began = time.time()
+        self._rest_until = None
         if not await self._run(
             lambda: journal.acquire_lease(store, run_id, self._owner, self._config.lease_ttl)
         ):
@@ -172,7 +191,9 @@ class RunSync:
             lambda: journal.note(store, run_id, synced=True, caught_up=caught_up, round_began=began)
         )
         await self.refresh()
-        return caught_up
+        # Caught up (the journal says so: a closing job stops waiting) while this host, done,
+        # still watches the others: the agent keeps serving until the watch ends.
+        return caught_up and self._check_at is None
 
     async def _round(self) -> bool:
         if not self.target.entities:
@@ -192,6 +213,8 @@ class RunSync:
             metrics_done = await self._sync_metrics()
         graphs_done = await self._sync_graphs()
         trial_component_done = await self._sync_trial_component()
+        if metrics_done and files_done and graphs_done:
+            self._rest_until = self._check_at  # nothing else to send: rest until that read
         return metrics_done and files_done and graphs_done and trial_component_done
 
     async def _guard(self, work: Awaitable[T]) -> T:
@@ -505,8 +528,26 @@ class RunSync:
         uploaded = await self._run(lambda: journal.uploads(store, run_id))
         files = {key: uri for key, (_, uri) in uploaded.items()}
         request, fingerprint = trial_component_update(record, files)
+        described = None
+        if (
+            not self._across
+            and not self._probe_refused
+            and self.target.hosts
+            and record.status not in (None, self._probed)
+            and fingerprint != self.target.fingerprint
+        ):
+            self._probed = record.status
+            described = await self._probe()
+        if self._across and self.target.hosts and record.status is not None:
+            return await self._sync_across_hosts(record, request, described)
         if fingerprint == self.target.fingerprint:
             return True
+        await self._update(request)
+        await self._run(lambda: journal.set_fingerprint(store, run_id, fingerprint))
+        self.target = replace(self.target, fingerprint=fingerprint)
+        return True
+
+    async def _update(self, request: dict[str, Any]) -> None:
         await bucket("control").take()
         try:
             await self._clients.sagemaker.update_trial_component(**request)
@@ -520,10 +561,125 @@ class RunSync:
             # it and do not send this same state again; a later change is tried afresh.
             message = f"UpdateTrialComponent refused: {outcome}"
             _log.warning("runstream: %s", message)
+            store, run_id = self.store, self.target.run_id
             await self._run(lambda: journal.note(store, run_id, error=message))
-        await self._run(lambda: journal.set_fingerprint(store, run_id, fingerprint))
-        self.target = replace(self.target, fingerprint=fingerprint)
+
+    async def _describe(self) -> dict[str, Any]:
+        await bucket("control").take()
+        found = await self._clients.sagemaker.describe_trial_component(
+            TrialComponentName=self.target.trial_component_name
+        )
+        if found.get("TrialComponentArn"):
+            self._trial_component_arn = str(found["TrialComponentArn"])
+        return dict(found)
+
+    async def _probe(self) -> dict[str, Any] | None:
+        """One host, about to send a new status (once per status: when the run starts
+        and when it ends): is another host's status on the trial component already (a run
+        that the hosts of a job logged into before)? Then this run's status is computed
+        across hosts too, and a run another host failed stays Failed. Any failure leaves
+        the run as one host's: the request it sends is the same as without the probe."""
+        try:
+            found = await self._describe()
+        except Exception as exc:
+            outcome = classify(exc)
+            if outcome.failure is Failure.THROTTLED:
+                bucket("control").throttled()
+            elif outcome.failure in (Failure.AUTH, Failure.REJECTED):
+                self._probe_refused = True  # not allowed to describe: never ask again
+            _log.debug("runstream: DescribeTrialComponent for the hosts' status: %s", outcome)
+            return None
+        own = {host_key(host) for host in self.target.hosts}
+        self._across = any(key not in own for key in reported(found))
+        return found
+
+    async def _sync_across_hosts(
+        self, record: RunRecord, request: dict[str, Any], described: dict[str, Any] | None
+    ) -> bool:
+        """This host's status on the trial component, and the run's computed from every
+        host's (:func:`._hosts.across_hosts`). True when the journal may call it caught up.
+
+        Every write is computed from a read (DescribeTrialComponent) just before it. Two
+        hosts finishing at once may each read the other still running and both write
+        ``InProgress``; so after a write while this host is done, it reads again, one
+        interval later, until two reads in a row find nothing to rewrite. Of any hosts
+        that race, the last to write its own status reads after every other host's write,
+        sees them all and writes the final status: the run converges.
+
+        Then, while the run is still running elsewhere (this host done, another not), this
+        host re-reads every ``hosts_recheck`` seconds, for ``hosts_watch`` seconds at most,
+        while the journal calls this host caught up (a job's close does not wait for the
+        other hosts). It does not wait on them longer: the host that finishes last computes
+        the final status itself (that needs no watcher); the watch only covers reads that
+        lag behind writes. A longer one would keep every early host's agent, and
+        ``runstream sync``, waiting on hosts that may take hours.
+        """
+        store, run_id, config = self.store, self.target.run_id, self._config
+        status = str(record.status)
+        base = with_status(request, self.target.hosts, status)
+        digest = fingerprint_of(base)
+        changed = digest != self.target.fingerprint
+        now = time.monotonic()
+        due = self._check_at is not None and now >= self._check_at
+        if not changed and not due and described is None:
+            return not self._settling
+        if described is None:
+            try:
+                described = await self._guard(self._describe())
+            except _Stop as stop:
+                if stop.outcome.failure not in (Failure.AUTH, Failure.REJECTED):
+                    raise
+                # Not allowed to describe it (say, an IAM policy without
+                # DescribeTrialComponent): this host's status alone, as with one host.
+                message = (
+                    f"DescribeTrialComponent refused ({stop.outcome}): the run's status "
+                    "is this host's"
+                )
+                _log.warning("runstream: %s", message)
+                await self._run(lambda: journal.note(store, run_id, error=message))
+        if described is None:
+            update, run_status, write = base, status, changed
+        else:
+            update, run_status = across_hosts(
+                base,
+                status=status,
+                message=record.message,
+                hosts=self.target.hosts,
+                expected=self.target.job_hosts,
+                described=described,
+            )
+            write = changed or not shows(described, update)
+        if write:
+            await self._update(update)
+            await self._run(lambda: journal.set_fingerprint(store, run_id, digest))
+            self.target = replace(self.target, fingerprint=digest)
+
+        if status not in TERMINAL or described is None:
+            # Running here: the host that finishes decides; every write reads first.
+            self._check_at = self._watch_until = None
+            self._clean_reads = 0
+            return True
+        self._clean_reads = 0 if write else self._clean_reads + 1
+        if self._clean_reads < _SETTLED_READS:
+            self._check_at = now + config.interval  # read again: did another host race us?
+            return False
+        if run_status in TERMINAL:
+            self._check_at = None  # the run is over: nothing another host does changes it
+            return True
+        if self._watch_until is None:
+            self._watch_until = now + config.hosts_watch
+        recheck = now + config.hosts_recheck
+        self._check_at = None if now >= self._watch_until else min(recheck, self._watch_until)
         return True
+
+    @property
+    def _settling(self) -> bool:
+        """Between this host's write and the reads that confirm it (see above)."""
+        return self._check_at is not None and self._clean_reads < _SETTLED_READS
+
+
+#: Reads in a row that found nothing to rewrite before a host's final write counts as done.
+_SETTLED_READS = 2
 
 
 def data_per_second() -> float:
