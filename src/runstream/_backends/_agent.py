@@ -324,7 +324,7 @@ class _Rounds:
             if live:
                 last_client = now
             await self._discover(stack)
-            done_all = await self._round_all()
+            done_all, sent = await self._round_all()
             state = "sending" if not done_all else "idle"
             if not journal.claim_agent(store, self.owner, journal.AGENT_TTL, state, None):
                 _log.warning("runstream: another agent took over %s", store.path)
@@ -349,7 +349,9 @@ class _Rounds:
                 break
             if now > deadline:
                 break
-            await anyio.sleep(config.interval if done_all else 0.02)
+            # Straight on while a round left work; a pause when every run is done, or
+            # waits (backing off, or watching other hosts) and no round ran.
+            await anyio.sleep(0.02 if sent and not done_all else config.interval)
         return self.statuses()
 
     async def _discover(self, stack: contextlib.AsyncExitStack) -> None:
@@ -364,17 +366,18 @@ class _Rounds:
                     self.connections[name] = await stack.enter_async_context(opened)
                 self.senders[name, run_id] = self.connections[name].sender(run_id)
 
-    async def _round_all(self) -> bool:
-        """One round of every ready run; True when all are acknowledged (or blocked)."""
-        done_all = True
+    async def _round_all(self) -> tuple[bool, bool]:
+        """One round of every ready run: (all acknowledged or blocked, a round ran)."""
+        done_all, sent = True, False
         for sender in list(self.senders.values()):
             if not sender.ready:
                 done_all = done_all and sender.blocked is not None
                 continue
+            sent = True
             caught_up = await sender.round()
             if not caught_up and sender.blocked is None:
                 done_all = False
-        return done_all
+        return done_all, sent
 
     def statuses(self) -> list[SyncStatus]:
         found = []
