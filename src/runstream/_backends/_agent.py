@@ -12,9 +12,12 @@ lives on after them until everything is acknowledged. It exits
   process of the store closed or died, even if something is left (credentials refused, an
   outage): what is left stays in the store for the next run or ``runstream sync``.
 
+It knows no backend: it serves every installed sink (:mod:`._sink`: SageMaker, MLflow)
+that has runs registered in the store, a round for each run in turn.
+
 ``runstream sync`` runs the same engine in the foreground (:func:`serve` with
 ``until_idle``), and ``--follow`` keeps it serving. The training process itself only
-registers its run (:func:`open_link`); it never imports botocore after the preflight.
+registers its run (:class:`AgentLink`); after the preflight it makes no network call.
 
 Run as ``python -m runstream._backends._agent --store PATH``.
 """
@@ -252,7 +255,8 @@ async def serve(
         blocked), without waiting for training processes
     :param follow: ``runstream sync --follow``: never exit on idleness or linger
     :param timeout: give up after this many seconds (what is left stays in the store)
-    :param run_ids: only these runs; :param sinks: only these sinks (default: all)
+    :param run_ids: only these runs (default: every registered one)
+    :param sinks: only these sinks' runs (default: every installed sink)
     :param on_round: called with the runs' states after every round (progress)
     """
     owner = owner or journal.new_owner()
