@@ -225,6 +225,11 @@ def test_the_run_is_in_progress_until_the_last_host_completes(hosts: Rig, tmp_pa
     assert found["Status"]["PrimaryStatus"] == "Completed"
     assert [host_status(found, h) for h in ("algo-1", "algo-2")] == ["Completed", "Completed"]
     assert found["StartTime"] <= found["EndTime"]
+    # Read back, the run's parameters are the user's: the hosts' status is the run's status.
+    from runstream._backends.sagemaker import read_run
+
+    back = read_run("fleet", "status")
+    assert (back.status, back.parameters) == ("Completed", {"batch_size": 64})
 
 
 def test_one_failed_host_fails_the_run_and_is_named(hosts: Rig, tmp_path: Path) -> None:

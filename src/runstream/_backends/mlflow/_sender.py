@@ -51,7 +51,6 @@ __all__ = (
     "files_pending",
     "pending",
     "preflight",
-    "replace_status",
     "status",
 )
 
@@ -93,8 +92,6 @@ class RunSync:
         self.elsewhere = False
         self.files_pending = 0
         #: other workers still log into the run: its latest steps wait for them
-        self.others_open = False
-        self.snapshot: SyncStatus | None = None
         self._artifact_uri: str | None = None
 
     @property
@@ -131,7 +128,6 @@ class RunSync:
         self.blocked = None
         self._backoff.succeeded()
         journal.note(store, run_id, caught_up=caught_up, round_began=began)
-        self.refresh()
         return caught_up
 
     async def _round(self) -> bool:
@@ -145,7 +141,6 @@ class RunSync:
         open_workers = (
             set() if final else {w.worker for w in record.workers if w.status == "InProgress"}
         )
-        self.others_open = bool(open_workers)
         metrics_done = await self._sync_metrics(open_workers, final)
         files_done = await self._sync_files(record)
         await self._sync_run(self._record())
@@ -204,7 +199,6 @@ class RunSync:
             message,
             self.store.path,
         )
-        self.refresh()
 
     def _open_elsewhere(self) -> bool:
         """A live training process has this run open for MLflow (it may log more)."""
@@ -215,12 +209,8 @@ class RunSync:
         t = self.target
         return self.store.records([RunKey(t.run_id, t.experiment_name, t.run_name)])[0]
 
-    def refresh(self) -> None:
-        self.snapshot = status(self.store, self.target, files=self.files_pending)
-
     async def release(self) -> None:
         journal.release_lease(self.store, self.target.run_id, self._owner)
-        self.refresh()
 
     # -- metrics --------------------------------------------------------------------------
 
@@ -283,8 +273,8 @@ class RunSync:
                     break
                 counters["resent"] += sum(counts)
                 counters["throttled"] += int(outcome.failure is Failure.THROTTLED)
-                if self.snapshot is not None:
-                    self.snapshot = replace_status(self.snapshot, last_error=str(outcome))
+                # In the journal at once: `runstream status` shows an outage while it lasts.
+                journal.note(self.store, self.target.run_id, error=str(outcome))
                 delay = self._backoff.failed()
                 _log.debug("runstream: MLflow log-batch %s; retrying in %.2fs", outcome, delay)
                 await anyio.sleep(delay)
@@ -541,12 +531,6 @@ async def _put_s3(uri: str, path: Path, media_type: str) -> None:
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 400)
         code, message = str(error.get("Code") or status), str(error.get("Message") or "")
         raise MLflowError(status, code, f"S3 {uri}: {message}") from exc
-
-
-def replace_status(snapshot: SyncStatus, **changes: Any) -> SyncStatus:
-    import msgspec
-
-    return msgspec.structs.replace(snapshot, **changes)
 
 
 # -- reporting --------------------------------------------------------------------------

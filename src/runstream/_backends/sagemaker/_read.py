@@ -19,6 +19,7 @@ from ..._core._batch import RunKey
 from ..._core._exceptions import BackendError, RunNotFoundError, RunstreamError
 from ..._core._records import Artifact, Artifacts, ExperimentRecord, MetricSummary, RunRecord
 from ._clients import Clients, Failure, classify, open_clients, session_for
+from ._hosts import PREFIX as HOST_PREFIX
 from ._ratelimit import bucket
 
 __all__ = ("SageMakerView", "read_run", "read_runs", "record_from_trial_component")
@@ -113,7 +114,11 @@ def record_from_trial_component(tc: dict[str, Any], experiment: str | None) -> R
         created=_epoch(tc.get("CreationTime")) or 0.0,
         start_time=_epoch(tc.get("StartTime")),
         end_time=_epoch(tc.get("EndTime")),
-        parameters={k: _parameter(v) for k, v in (tc.get("Parameters") or {}).items()},
+        parameters={
+            k: _parameter(v)
+            for k, v in (tc.get("Parameters") or {}).items()
+            if not k.startswith(HOST_PREFIX)  # each host's status: the run's is `status`
+        },
         metrics={str(m["MetricName"]): _summary(m) for m in tc.get("Metrics") or ()},
         artifacts=Artifacts(
             input=_artifacts(tc.get("InputArtifacts")),

@@ -26,7 +26,6 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
-import msgspec
 import numpy as np
 import orjson
 
@@ -52,7 +51,7 @@ from ._uploads import (
 )
 
 if TYPE_CHECKING:
-    from ..._core._records import RunRecord, SyncStatus
+    from ..._core._records import RunRecord
     from ..._store import LocalStore
     from .._journal import CallResult, Target
 
@@ -125,7 +124,6 @@ class RunSync:
         #: another process holds this run's lease (a worker of the same run, a sync)
         self.elsewhere = False
         self.files_pending = 0
-        self.snapshot: SyncStatus | None = None
         #: ``log_file(extra_args=)`` by (direction, name), handed over by the live run
         self.file_options: dict[tuple[str, str], dict[str, Any]] = {}
         self._trial_component_arn: str | None = None
@@ -190,7 +188,6 @@ class RunSync:
         await self._run(
             lambda: journal.note(store, run_id, synced=True, caught_up=caught_up, round_began=began)
         )
-        await self.refresh()
         # Caught up (the journal says so: a closing job stops waiting) while this host, done,
         # still watches the others: the agent keeps serving until the watch ends.
         return caught_up and self._check_at is None
@@ -247,25 +244,11 @@ class RunSync:
             message,
             self.store.path,
         )
-        await self.refresh()
 
     def _record(self) -> RunRecord:
         target = self.target
         key = RunKey(target.run_id, target.experiment_name, target.run_name)
         return self.store.records([key])[0]
-
-    def _live_failure(self, outcome: Outcome) -> None:
-        """Show a failure in ``Run.stats`` at once; the store records it with the call."""
-        if self.snapshot is not None:
-            self.snapshot = msgspec.structs.replace(
-                self.snapshot,
-                throttled=self.snapshot.throttled + int(outcome.failure is Failure.THROTTLED),
-                last_error=str(outcome),
-            )
-
-    async def refresh(self) -> None:
-        store, target, files = self.store, self.target, self.files_pending
-        self.snapshot = await self._run(lambda: journal.status(store, target, files_pending=files))
 
     async def release(self) -> None:
         store, run_id, owner = self.store, self.target.run_id, self._owner
@@ -352,7 +335,6 @@ class RunSync:
                 if outcome.failure is Failure.THROTTLED:
                     limiter.throttled()
                 resent += sum(i.points for i in call.items)
-                self._live_failure(outcome)
                 await self._record_failure(outcome)
                 delay = self._backoff.failed()
                 _log.debug("runstream: BatchPutMetrics %s; retrying in %.2fs", outcome, delay)
