@@ -86,3 +86,23 @@ def client(mlflow_server: MLflowServer) -> Any:
     import mlflow
 
     return mlflow.MlflowClient(tracking_uri=mlflow_server.url)
+
+
+@pytest.fixture
+def moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """moto's server over HTTP (S3, STS), with this process's AWS settings pointing at it."""
+    if importlib.util.find_spec("moto") is None or importlib.util.find_spec("aioboto3") is None:
+        pytest.skip("moto and the aws extra are needed")
+    from sagemaker_sync.moto_rig import serve_moto
+
+    with serve_moto() as rig:
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": rig.endpoint,
+        }.items():
+            monkeypatch.setenv(name, value)
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+            monkeypatch.delenv(name, raising=False)
+        yield rig

@@ -4,8 +4,6 @@ server refuses is reported and kept, and never holds back the others."""
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,31 +43,13 @@ def test_a_file_mlflow_refuses_is_reported_and_the_others_arrive(
     assert (tmp_path / "store" / copy.value).read_bytes() == bad.read_bytes()  # kept locally
 
 
-needs_moto = pytest.mark.skipif(
-    importlib.util.find_spec("moto") is None or importlib.util.find_spec("aioboto3") is None,
-    reason="moto and the aws extra are needed for an S3 artifact location",
-)
-
-
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """moto's server over HTTP as S3, with a bucket for the artifacts."""
-    from sagemaker_sync.moto_rig import serve_moto
-
-    with serve_moto() as rig:
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL": rig.endpoint,
-        }.items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.delenv("AWS_PROFILE", raising=False)
-        rig.boto3("s3").create_bucket(Bucket="team-artifacts")
-        yield rig
+def s3(moto: Any) -> Any:
+    """moto's server as S3, with a bucket for the artifacts."""
+    moto.boto3("s3").create_bucket(Bucket="team-artifacts")
+    return moto
 
 
-@needs_moto
 @pytest.mark.slow
 def test_an_s3_artifact_location_gets_the_file_directly(
     s3: Any, agents: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime
 import http.client
-import importlib.util
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -229,46 +228,34 @@ def test_a_bad_signature_is_refused_credentials(
         Run(exp("signed"), "wrong-secret", backend="mlflow", store=tmp_path)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("moto") is None, reason="moto is needed for STS AssumeRole"
-)
-def test_an_assumed_role_signs_as_the_plugin_assumes_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_assumed_role_signs_as_the_plugin_assumes_it(
+    moto: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``SAGEMAKER_MLFLOW_ASSUME_ROLE_ARN``: requests are signed with the role's credentials
     (STS AssumeRole on moto's server, session name as the plugin's), not the caller's."""
     import boto3
 
-    from sagemaker_sync.moto_rig import serve_moto
-
     role = "arn:aws:iam::123456789012:role/mlflow-writer"
-    with serve_moto() as rig:
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL": rig.endpoint,
-            "SAGEMAKER_MLFLOW_ASSUME_ROLE_ARN": role,
-        }.items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-        endpoint = endpoint_from_uri(SERVER_ARN)
-        assert endpoint.signer is not None
-        headers = endpoint.signer.sign("GET", f"{endpoint.url}/api/2.0/mlflow/x", {}, b"")
-        key = headers["Authorization"].split("Credential=")[1].split("/")[0]
-        assert key != "testing"
-        assert headers["X-Amz-Security-Token"]
-        creds = endpoint.signer.credentials()
-        who = boto3.client(
-            "sts",
-            endpoint_url=rig.endpoint,
-            aws_access_key_id=creds.access_key,
-            aws_secret_access_key=creds.secret_key,
-            aws_session_token=creds.token,
-        ).get_caller_identity()
-        assert who["Arn"] == (
-            "arn:aws:sts::123456789012:assumed-role/mlflow-writer/AuthBotoSagemakerMlFlow"
-        )
-        assert creds.access_key == key
-        assert endpoint.signer.credentials() is creds  # cached until the TTL
+    monkeypatch.setenv("SAGEMAKER_MLFLOW_ASSUME_ROLE_ARN", role)
+    endpoint = endpoint_from_uri(SERVER_ARN)
+    assert endpoint.signer is not None
+    headers = endpoint.signer.sign("GET", f"{endpoint.url}/api/2.0/mlflow/x", {}, b"")
+    key = headers["Authorization"].split("Credential=")[1].split("/")[0]
+    assert key != "testing"
+    assert headers["X-Amz-Security-Token"]
+    creds = endpoint.signer.credentials()
+    who = boto3.client(
+        "sts",
+        endpoint_url=moto.endpoint,
+        aws_access_key_id=creds.access_key,
+        aws_secret_access_key=creds.secret_key,
+        aws_session_token=creds.token,
+    ).get_caller_identity()
+    assert who["Arn"] == (
+        "arn:aws:sts::123456789012:assumed-role/mlflow-writer/AuthBotoSagemakerMlFlow"
+    )
+    assert creds.access_key == key
+    assert endpoint.signer.credentials() is creds  # cached until the TTL
 
 
 def test_an_unknown_assume_role_ttl_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
