@@ -223,3 +223,31 @@ def _alive(pid: int) -> bool:
         return os.waitpid(pid, os.WNOHANG) == (0, 0)
     except ChildProcessError:
         return True
+
+
+def agent_pid(store: Path, timeout: float = 60.0) -> int:
+    """The pid of the store's agent, as its lease says (waiting for it to claim one)."""
+    from runstream._backends import _journal
+    from runstream._store import LocalStore
+
+    def claimed() -> _journal.AgentState | None:
+        state = _journal.agent_state(LocalStore(store))
+        return state if state is not None and state.alive else None
+
+    wait_until(claimed, "an agent to claim the store", timeout)
+    state = claimed()
+    assert state is not None
+    return state.pid
+
+
+def pid_alive(pid: int) -> bool:
+    """A process that exists and is not a zombie (exited, not yet reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False

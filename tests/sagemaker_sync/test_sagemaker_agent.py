@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import textwrap
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import runstream
-from _support import python_child, wait_until
+from _support import agent_pid, pid_alive, python_child, wait_until
 from runstream._backends import _journal
 from runstream._store import LocalStore
 
@@ -152,6 +153,29 @@ def test_two_training_processes_share_one_agent(agent: Rig, tmp_path: Path) -> N
     # Both runs log "loss" at steps 0..99: each (metric, step) once per run, no more.
     assert len(agent.injector.delivered) == 300
     assert set(Counter(agent.injector.delivered).values()) == {1, 2}
+
+
+def test_an_agent_whose_store_is_made_anew_stops(agent: Rig, tmp_path: Path) -> None:
+    """``rm -rf store`` and a new run there: run ids start over in the new database, so
+    the old agent must not send the new run as the old one it knew: it stops."""
+    store = tmp_path / "store"
+    with train(store, "old", 50, "hang") as first:
+        assert first.stdout is not None
+        assert first.stdout.readline().strip() == "logged"
+        old_agent = agent_pid(store)
+        wait_until(lambda: counts(agent, "crash-old") == {"loss": 50}, "the old run sent", WAIT)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=WAIT)
+    fresh = tmp_path / "fresh"
+    LocalStore(fresh).close()  # a new, empty store, swapped in at once:
+    shutil.rmtree(store)
+    fresh.rename(store)
+    with train(store, "new", 30, "exit") as second:
+        assert second.wait(timeout=WAIT) == 0
+
+    wait_until(lambda: not pid_alive(old_agent), "the old agent to stop", WAIT)
+    wait_until(lambda: counts(agent, "crash-new") == {"loss": 30}, "the new run sent", WAIT)
+    assert counts(agent, "crash-old") == {"loss": 50}  # nothing of the new run went there
 
 
 def test_a_throttling_storm_never_reaches_the_loop(agent: Rig, tmp_path: Path) -> None:

@@ -18,9 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import runstream
-from _support import python_child, wait_until
-from runstream._backends import _journal
-from runstream._store import LocalStore
+from _support import agent_pid, python_child, wait_until
 
 from .moto_rig import THROTTLE, Forward, is_batch_put_metrics
 
@@ -147,19 +145,6 @@ CHILD = textwrap.dedent(
         time.sleep(600)  # killed mid-sync, inside the run
     """
 )
-
-
-def agent_pid(store: Path) -> int:
-    """The pid of the store's agent, as its lease says (waiting for it to claim one)."""
-
-    def claimed() -> _journal.AgentState | None:
-        state = _journal.agent_state(LocalStore(store))
-        return state if state is not None and state.alive else None
-
-    wait_until(claimed, "an agent to claim the store", WAIT)
-    state = claimed()
-    assert state is not None
-    return state.pid
 
 
 def test_an_agent_killed_mid_batch_is_resumed_and_sends_nothing_twice(

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .._core._exceptions import BackendError
+from .._store import DB_NAME
 from . import _journal as journal
 from ._sink import Failure, SyncConfig, available_sinks
 
@@ -319,10 +320,13 @@ class _Rounds:
         deadline = math.inf if timeout is None else time.monotonic() + timeout
         last_client = time.monotonic()
         idle_since: float | None = None
+        served = _database_identity(store)
         while True:
             now = time.monotonic()
-            if not store.path.exists():
-                _log.warning("runstream: the store %s is gone; stopping", store.path)
+            if _database_identity(store) != served:
+                # Gone, or deleted and made anew (`rm -rf store`, then a new run): its run
+                # ids start over, and this agent's senders would send a new run as an old one.
+                _log.warning("runstream: the store %s is gone or replaced; stopping", store.path)
                 break
             live = journal.live_clients(store)
             if live:
@@ -394,6 +398,14 @@ class _Rounds:
         for sender in self.senders.values():
             with contextlib.suppress(Exception):
                 await sender.release()
+
+
+def _database_identity(store: LocalStore) -> tuple[int, int] | None:
+    try:
+        found = os.stat(store.path / DB_NAME)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def main(argv: list[str] | None = None) -> int:
