@@ -264,7 +264,12 @@ def test_a_diverged_run_shows_finite_statistics_and_how_many_points_are_not(
     losses = np.array(known.losses["lr-big"])
     finite = losses[np.isfinite(losses)]
     page.goto(f"{server.url}#/run?experiment=sweep&run=lr-big")
-    page.wait_for_selector("body[data-ready=run]", timeout=20_000)
+    # The run page marks itself ready ("run") and its charts then mark theirs ("charts"): the
+    # body's data-ready may pass "run" before a poll sees it, so wait for the page's
+    # performance mark, which stays.
+    page.wait_for_function(
+        "() => performance.getEntriesByName('rs:run').length > 0", timeout=30_000
+    )
     row = page.locator("#metrics tr", has_text="loss").inner_text().split("\t")
     assert float(row[1]) == pytest.approx(finite.min(), rel=1e-3)
     assert float(row[3]) == pytest.approx(finite.mean(), rel=1e-3)
