@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import textwrap
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -21,7 +22,7 @@ from _support import agent_pid, pid_alive, python_child, wait_until
 from runstream._backends import _journal
 from runstream._store import LocalStore
 
-from .moto_rig import THROTTLE, is_batch_put_metrics, wait_synced
+from .moto_rig import THROTTLE, UNAVAILABLE, is_batch_put_metrics, wait_synced
 
 if TYPE_CHECKING:
     from .moto_rig import Environ, Rig
@@ -176,6 +177,46 @@ def test_an_agent_whose_store_is_made_anew_stops(agent: Rig, tmp_path: Path) -> 
     wait_until(lambda: not pid_alive(old_agent), "the old agent to stop", WAIT)
     wait_until(lambda: counts(agent, "crash-new") == {"loss": 30}, "the new run sent", WAIT)
     assert counts(agent, "crash-old") == {"loss": 50}  # nothing of the new run went there
+
+
+def test_an_agent_keeps_its_lease_through_an_outage_longer_than_it(
+    agent: Rig, tmp_path: Path
+) -> None:
+    """BatchPutMetrics fails for longer than the leases last: the agent must not sit in one
+    call's retries (its store lease would expire, a second agent could start and send the
+    same data); it ends the round, renews its lease while it backs off, and sends
+    everything once the service is back."""
+    outage = threading.Event()
+    outage.set()
+    first_failure: list[float] = []
+
+    def unavailable(environ: Environ, body: bytes) -> Any:
+        if outage.is_set() and is_batch_put_metrics(environ):
+            first_failure[:] = first_failure or [time.time()]
+            return UNAVAILABLE
+        return None
+
+    agent.injector.handlers.append(unavailable)
+    store = tmp_path / "store"
+    with runstream.Run("outage", "r1", store=store, backend="sagemaker") as run:
+        for step in range(200):
+            run.log_metric("loss", float(step), step=step)
+    wait_until(lambda: first_failure, "the first refused call", WAIT)
+
+    def renewed_during_the_outage() -> bool:
+        state = _journal.agent_state(LocalStore(store))
+        return state is not None and state.heartbeat > first_failure[0] + 12
+
+    # Default leases last 30 s; a call failing for a third of that ends the round.
+    wait_until(renewed_during_the_outage, "the agent lease renewed during the outage", WAIT)
+    assert outage.is_set()
+    outage.clear()
+    sync = wait_synced(run, WAIT)
+    assert (sync.state, sync.points_sent) == ("synced", 200)
+    assert counts(agent, "outage-r1") == {"loss": 200}
+    assert len(agent.injector.delivered) == 200  # each step once
+    registry = Path(os.environ["RUNSTREAM_AGENT_REGISTRY"])
+    assert len(registry.read_text().split()) == 1  # no second agent started
 
 
 def test_a_throttling_storm_never_reaches_the_loop(agent: Rig, tmp_path: Path) -> None:

@@ -257,6 +257,7 @@ class RunSync:
         """Send one batch until acknowledged; isolate the points MLflow refuses."""
         run_id = self.target.mlflow_run_id
         assert run_id is not None
+        failing_since: float | None = None
         while True:
             try:
                 counters["calls"] += 1
@@ -275,6 +276,12 @@ class RunSync:
                 counters["throttled"] += int(outcome.failure is Failure.THROTTLED)
                 # In the journal at once: `runstream status` shows an outage while it lasts.
                 journal.note(self.store, self.target.run_id, error=str(outcome))
+                failing_since = failing_since or time.monotonic()
+                if time.monotonic() - failing_since > self._config.lease_ttl / 3:
+                    # A long outage ends the round (the metric's marks have not moved: the
+                    # next round sends the same points, which MLflow stores once): the agent
+                    # renews its leases and notices linger or a deleted store meanwhile.
+                    raise _Stop(outcome) from exc
                 delay = self._backoff.failed()
                 _log.debug("runstream: MLflow log-batch %s; retrying in %.2fs", outcome, delay)
                 await anyio.sleep(delay)

@@ -75,9 +75,11 @@ DEFAULT_CONFIG = SyncConfig()
 class _Stop(Exception):
     """Ends a round early: the outcome says why (credentials, or a backend that failed)."""
 
-    def __init__(self, outcome: Outcome) -> None:
+    def __init__(self, outcome: Outcome, *, counted: bool = False) -> None:
         super().__init__(str(outcome))
         self.outcome = outcome
+        #: the failure is in the journal already (a call that kept failing)
+        self.counted = counted
 
 
 class Identity:
@@ -173,7 +175,7 @@ class RunSync:
         try:
             caught_up = await self._round()
         except _Stop as stop:
-            await self._failed(stop.outcome)
+            await self._failed(stop.outcome, counted=stop.counted)
             return False
         except EntityError as exc:
             await self._failed(Outcome(Failure.REJECTED, "EntityError", str(exc)))
@@ -226,7 +228,7 @@ class RunSync:
                 bucket("control").throttled()
             raise _Stop(outcome) from exc
 
-    async def _failed(self, outcome: Outcome) -> None:
+    async def _failed(self, outcome: Outcome, *, counted: bool = False) -> None:
         message = str(outcome)
         if outcome.failure is Failure.AUTH:
             self.blocked = f"AWS refused the credentials ({message}); data stays local"
@@ -234,7 +236,7 @@ class RunSync:
         else:
             self._backoff.failed()
         store, run_id, blocked = self.store, self.target.run_id, self.blocked
-        throttled = int(outcome.failure is Failure.THROTTLED)
+        throttled = int(outcome.failure is Failure.THROTTLED and not counted)
         await self._run(
             lambda: journal.note(store, run_id, error=message, blocked=blocked, throttled=throttled)
         )
@@ -319,6 +321,7 @@ class RunSync:
         data = request_data(call.items)
         limiter = bucket("BatchPutMetrics")
         resent = 0
+        failing_since: float | None = None
         while True:
             await limiter.take()
             try:
@@ -336,6 +339,12 @@ class RunSync:
                     limiter.throttled()
                 resent += sum(i.points for i in call.items)
                 await self._record_failure(outcome)
+                failing_since = failing_since or time.monotonic()
+                if time.monotonic() - failing_since > self._config.lease_ttl / 3:
+                    # A long outage ends the round (nothing of this call was acknowledged;
+                    # the next round sends it again): the agent renews its leases, and
+                    # notices linger, a deleted store or a new run, while it backs off.
+                    raise _Stop(outcome, counted=True) from exc
                 delay = self._backoff.failed()
                 _log.debug("runstream: BatchPutMetrics %s; retrying in %.2fs", outcome, delay)
                 await anyio.sleep(delay)
