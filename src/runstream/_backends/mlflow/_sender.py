@@ -325,9 +325,7 @@ class RunSync:
             except _Stop:
                 raise
             except Exception as exc:
-                outcome = classify(exc)
-                if outcome.failure is not Failure.REJECTED:
-                    raise _Stop(outcome) from exc
+                outcome = _refusal(exc)
                 # Refused for good: reported, kept in the store, not sent again until the
                 # file changes (it never holds back the other files or the run's state).
                 message = f"MLflow refused file {name!r}: {outcome}"
@@ -426,9 +424,7 @@ class RunSync:
         try:
             await self._client.log_batch(run_id, params=[{"key": k, "value": v} for k, v in items])
         except Exception as exc:
-            outcome = classify(exc)
-            if outcome.failure is not Failure.REJECTED:
-                raise _Stop(outcome) from exc
+            _refusal(exc)  # refused as a whole: sorted out below
         else:
             sent.update(items)
             return 1
@@ -448,9 +444,7 @@ class RunSync:
             try:
                 await self._client.log_batch(run_id, params=[{"key": key, "value": value}])
             except Exception as exc:
-                outcome = classify(exc)
-                if outcome.failure is not Failure.REJECTED:
-                    raise _Stop(outcome) from exc
+                outcome = _refusal(exc)
                 refused[key] = str(outcome)
                 _log.warning("runstream: MLflow refused parameter %r (%s)", key, outcome)
             else:
@@ -465,16 +459,12 @@ class RunSync:
             await self._client.log_batch(run_id, tags=batch)
             return 1
         except Exception as exc:
-            outcome = classify(exc)
-            if outcome.failure is not Failure.REJECTED:
-                raise _Stop(outcome) from exc
+            _refusal(exc)  # refused as a whole: one by one below
         for tag in batch:  # isolate the refused ones (tags are last-write-wins: harmless)
             try:
                 await self._client.log_batch(run_id, tags=[tag])
             except Exception as exc:
-                outcome = classify(exc)
-                if outcome.failure is not Failure.REJECTED:
-                    raise _Stop(outcome) from exc
+                outcome = _refusal(exc)
                 message = f"MLflow refused tag {tag['key']!r}: {outcome}"
                 _log.warning("runstream: %s", message)
                 journal.note(self.store, self.target.run_id, error=message)
@@ -512,6 +502,15 @@ def _param(value: object) -> str:
     return (
         value if isinstance(value, str) else repr(value) if isinstance(value, float) else str(value)
     )
+
+
+def _refusal(exc: Exception) -> Outcome:
+    """What the server refused for good (to report and keep); any other failure ends the
+    round with its outcome (retried, or blocked on credentials)."""
+    outcome = classify(exc)
+    if outcome.failure is not Failure.REJECTED:
+        raise _Stop(outcome) from exc
+    return outcome
 
 
 def _over(record: RunRecord) -> bool:
