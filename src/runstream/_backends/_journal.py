@@ -47,14 +47,17 @@ from .._core._records import SyncStatus
 
 if TYPE_CHECKING:
     from .._core._aggregate import StepStats
+    from .._core._records import Artifact, Artifacts
     from .._store import LocalStore
 
 __all__ = (
+    "COUNTER_COLUMNS",
     "SAGEMAKER",
     "AgentState",
     "CallResult",
     "Cursor",
     "Item",
+    "Sent",
     "Target",
     "acquire_lease",
     "agent_description",
@@ -63,6 +66,8 @@ __all__ = (
     "claim_agent",
     "close_client",
     "commit",
+    "count_unsent_files",
+    "counter_fields",
     "cursors",
     "file_options",
     "files_pending",
@@ -88,6 +93,7 @@ __all__ = (
     "status",
     "status_of",
     "targets",
+    "unsent_files",
     "uploads",
 )
 
@@ -678,21 +684,16 @@ def status(
     sink's budget) turns the data pending into seconds of lag."""
     sink = target.sink
     row = store.query(
-        "SELECT points_sent, points_retried, points_rejected, data_sent, api_calls, "
-        "throttled, files_uploaded, blocked, last_error, last_sync, stride, last_stride, "
-        "caught_up "
+        f"SELECT {COUNTER_COLUMNS}, stride, last_stride, caught_up "
         "FROM sync_runs WHERE run_id = ? AND backend = ?",
         (target.run_id, sink),
     )[0]
     points, data = pending(store, target.run_id, sink=sink)
-    blocked = _opt(row[7])
-    state = "blocked" if blocked else "pending" if points or files_pending else "synced"
     lag = None if not data_per_second else round(data / data_per_second, 3)
     return SyncStatus(
         experiment_name=target.experiment_name,
         run_name=target.run_name,
         backend=sink,
-        state=state,
         points_pending=points,
         data_pending=data,
         lag_seconds=lag,
@@ -701,17 +702,36 @@ def status(
         resolution=target.resolution,
         agent=agent,
         caught_up=None if row[12] is None else float(row[12]),
-        points_sent=_int(row[0]),
-        points_retried=_int(row[1]),
-        points_rejected=_int(row[2]),
-        data_sent=_int(row[3]),
-        api_calls=_int(row[4]),
-        throttled=_int(row[5]),
         files_pending=files_pending,
-        files_uploaded=_int(row[6]),
-        last_error=blocked or _opt(row[8]),
-        last_sync=None if row[9] is None else float(row[9]),
+        **counter_fields(row, points=points, files_pending=files_pending),
     )
+
+
+#: The columns every sink's run table starts its counters with, in this order (SageMaker's
+#: ``sync_runs``, MLflow's ``sync_mlflow_runs``): :func:`counter_fields` reads them.
+COUNTER_COLUMNS = (
+    "points_sent, points_retried, points_rejected, data_sent, api_calls, throttled, "
+    "files_uploaded, blocked, last_error, last_sync"
+)
+
+
+def counter_fields(row: Sequence[Any], *, points: int, files_pending: int) -> dict[str, Any]:
+    """The :class:`SyncStatus` fields of a row that starts with :data:`COUNTER_COLUMNS`,
+    and the state they make with what is pending: blocked (credentials refused), pending,
+    or synced."""
+    blocked = _opt(row[7])
+    return {
+        "state": "blocked" if blocked else "pending" if points or files_pending else "synced",
+        "points_sent": _int(row[0]),
+        "points_retried": _int(row[1]),
+        "points_rejected": _int(row[2]),
+        "data_sent": _int(row[3]),
+        "api_calls": _int(row[4]),
+        "throttled": _int(row[5]),
+        "files_uploaded": _int(row[6]),
+        "last_error": blocked or _opt(row[8]),
+        "last_sync": None if row[9] is None else float(row[9]),
+    }
 
 
 # -- log_file(extra_args=) ----------------------------------------------------------------
@@ -867,12 +887,32 @@ def status_of(store: LocalStore, target: Target, data_per_second: float) -> Sync
 
 
 def files_pending(store: LocalStore, target: Target) -> int:
-    done = uploads(store, target.run_id, sink=target.sink)
+    return count_unsent_files(store, target.run_id, uploads(store, target.run_id, sink=target.sink))
+
+
+#: (direction, name) -> (sha256, uri) of the files a sink acknowledged (its journal's)
+Sent = Mapping[tuple[str, str], tuple[str, str]]
+
+
+def unsent_files(artifacts: Artifacts, sent: Sent) -> list[tuple[str, str, Artifact]]:
+    """A run's ``log_file`` copies whose bytes the sink has not acknowledged (a file logged
+    again under its name with other bytes goes again): (direction, name, artifact)."""
+    return [
+        (direction, name, artifact)
+        for direction in ("input", "output")
+        for name, artifact in getattr(artifacts, direction).items()
+        if artifact.sha256 is not None
+        and sent.get((direction, name), ("", ""))[0] != artifact.sha256
+    ]
+
+
+def count_unsent_files(store: LocalStore, run_id: int, sent: Sent) -> int:
+    """How many of :func:`unsent_files` there are, from the store's artifact rows alone."""
     rows = store.query(
         "SELECT direction, name, sha256 FROM artifacts WHERE run_id = ? AND sha256 IS NOT NULL",
-        (target.run_id,),
+        (run_id,),
     )
-    return sum(1 for d, n, s in rows if done.get((str(d), str(n)), ("", ""))[0] != s)
+    return sum(1 for d, n, s in rows if sent.get((str(d), str(n)), ("", ""))[0] != s)
 
 
 def _checked(store: LocalStore, metric_id: int, rows: Sequence[Sequence[Any]]) -> list[StepStats]:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .._journal import alive
+from .._journal import COUNTER_COLUMNS, alive
 
 if TYPE_CHECKING:
     from ..._store import LocalStore
@@ -374,8 +374,7 @@ def record_refused_file(
 
 def counters(store: LocalStore, run_id: int) -> sqlite3.Row | tuple[Any, ...]:
     rows = store.query(
-        "SELECT points_sent, points_retried, points_rejected, data_sent, api_calls, throttled, "
-        "files_uploaded, blocked, last_error, last_sync, caught_up, (SELECT count(*) FROM "
+        f"SELECT {COUNTER_COLUMNS}, caught_up, (SELECT count(*) FROM "
         "sync_mlflow_rejected r WHERE r.run_id = s.run_id AND r.what = 'file') "
         "FROM sync_mlflow_runs s WHERE run_id = ?",
         (run_id,),

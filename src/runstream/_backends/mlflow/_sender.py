@@ -304,13 +304,7 @@ class RunSync:
     async def _sync_files(self, record: RunRecord) -> bool:
         store, run_id = self.store, self.target.run_id
         done = journal.uploads(store, run_id)
-        todo = [
-            (direction, name, artifact)
-            for direction in ("input", "output")
-            for name, artifact in getattr(record.artifacts, direction).items()
-            if artifact.sha256 is not None
-            and done.get((direction, name), ("", ""))[0] != artifact.sha256
-        ]
+        todo = agent_journal.unsent_files(record.artifacts, done)
         self.files_pending = len(todo)
         if not todo:
             return True
@@ -568,12 +562,7 @@ def pending(store: LocalStore, run_id: int) -> tuple[int, int]:
 
 
 def files_pending(store: LocalStore, run_id: int) -> int:
-    done = journal.uploads(store, run_id)
-    rows = store.query(
-        "SELECT direction, name, sha256 FROM artifacts WHERE run_id = ? AND sha256 IS NOT NULL",
-        (run_id,),
-    )
-    return sum(1 for d, n, s in rows if done.get((str(d), str(n)), ("", ""))[0] != s)
+    return agent_journal.count_unsent_files(store, run_id, journal.uploads(store, run_id))
 
 
 def status(store: LocalStore, target: RunTarget, *, files: int | None = None) -> SyncStatus:
@@ -582,28 +571,17 @@ def status(store: LocalStore, target: RunTarget, *, files: int | None = None) ->
     row = journal.counters(store, target.run_id)
     points, steps = pending(store, target.run_id)
     files = files_pending(store, target.run_id) if files is None else files
-    blocked = None if row[7] is None else str(row[7])
-    state = "blocked" if blocked else "pending" if points or files else "synced"
     return SyncStatus(
         experiment_name=target.experiment_name,
         run_name=target.run_name,
         backend="mlflow",
-        state=state,
         points_pending=points,
         data_pending=steps,
         resolution="full",
-        points_sent=int(row[0]),
-        points_retried=int(row[1]),
-        points_rejected=int(row[2]),
-        data_sent=int(row[3]),
-        api_calls=int(row[4]),
-        throttled=int(row[5]),
         files_pending=files,
-        files_uploaded=int(row[6]),
-        last_error=blocked or (None if row[8] is None else str(row[8])),
-        last_sync=None if row[9] is None else float(row[9]),
         caught_up=None if row[10] is None else float(row[10]),
         files_rejected=int(row[11]),
+        **agent_journal.counter_fields(row, points=points, files_pending=files),
         agent=agent_journal.agent_description(store),
     )
 

@@ -362,13 +362,7 @@ class RunSync:
     async def _sync_files(self, record: RunRecord) -> bool:
         store, run_id = self.store, self.target.run_id
         done = await self._run(lambda: journal.uploads(store, run_id))
-        todo = [
-            (direction, name, artifact)
-            for direction in ("input", "output")
-            for name, artifact in getattr(record.artifacts, direction).items()
-            if artifact.sha256 is not None
-            and done.get((direction, name), ("", ""))[0] != artifact.sha256
-        ]
+        todo = journal.unsent_files(record.artifacts, done)
         self.files_pending = len(todo)
         if not todo:
             return True
