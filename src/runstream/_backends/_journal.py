@@ -78,7 +78,6 @@ __all__ = (
     "open_client",
     "pending",
     "pending_graphs",
-    "pending_points",
     "pending_stats",
     "record_graph",
     "record_upload",
@@ -626,11 +625,6 @@ def sent_graphs(store: LocalStore, run_id: int) -> dict[str, tuple[str, str | No
 
 
 # -- reporting --------------------------------------------------------------------------
-
-
-def pending_points(store: LocalStore, run_id: int, *, sink: str = SAGEMAKER) -> int:
-    """Logged points in the store that the sink has not acknowledged yet."""
-    return pending(store, run_id, sink=sink)[0]
 
 
 def pending(store: LocalStore, run_id: int, *, sink: str = SAGEMAKER) -> tuple[int, int]:
